@@ -1,0 +1,130 @@
+"""One frozen `Settings`. `Settings.from_env()` is the only place that reads the environment.
+
+Every field can be set in code (`dataclasses.replace(settings, top_k=6)`) or by an environment
+variable `RAG_<FIELD>` (`RAG_TOP_K=6`). The usual provider variables are honoured too:
+OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL, CHROMA_HOST, CHROMA_PORT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROVIDERS = ("auto", "local", "openai", "extractive")
+EMBED_PROVIDERS = ("local", "openai")
+
+# Conventional variable names that users already have set; RAG_<FIELD> still wins over them.
+_ALIASES = {
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "openai_model": "OPENAI_MODEL",
+    "chroma_host": "CHROMA_HOST",
+    "chroma_port": "CHROMA_PORT",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Documents and index
+    corpus_path: Path = PROJECT_DIR / "data" / "turkey-russia-article.txt"
+    index_dir: Path = PROJECT_DIR / "index"
+    collection: str = "article"
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    chroma_timeout: float = 5.0
+    max_source_bytes: int = 20_000_000
+    # Embeddings
+    embed_provider: str = "local"
+    openai_embed_model: str = "text-embedding-3-small"
+    # Answering
+    provider: str = "auto"
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    model_dir: Path = PROJECT_DIR / "models"
+    llm_threads: int = 2
+    llm_context: int = 4096
+    max_answer_tokens: int = 320
+    temperature: float = 0.0
+    request_timeout: float = 60.0
+    max_retries: int = 2
+    fallback_extractive: bool = True
+    # Retrieval and input limits
+    top_k: int = 4
+    max_question_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `environ` (default: os.environ); keyword overrides win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"RAG_{f.name.upper()}")
+            if raw is None and f.name in _ALIASES:
+                raw = env.get(_ALIASES[f.name])
+            if raw is not None and raw.strip() != "":
+                values[f.name] = _convert(f.name, f.type, raw.strip())
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def resolved_provider(self) -> str:
+        """`auto` means OpenAI (or a compatible server) when a key or base URL is set, else the local model."""
+        if self.provider != "auto":
+            return self.provider
+        return "openai" if (self.openai_api_key or self.openai_base_url) else "local"
+
+    @property
+    def server_mode(self) -> bool:
+        return bool(self.chroma_host)
+
+
+def _convert(name: str, type_: Any, raw: str) -> Any:
+    """Turn an environment string into the field's type, with a message naming the variable."""
+    kind = str(type_)
+    try:
+        if "Path" in kind:
+            return Path(raw).expanduser()
+        if kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"RAG_{name.upper()} has an invalid value {raw!r} (expected {kind}).") from None
+    return raw
+
+
+def _validate(s: Settings) -> None:
+    if s.provider not in PROVIDERS:
+        raise ConfigError(f"Unknown provider {s.provider!r}: choose one of {', '.join(PROVIDERS)} (RAG_PROVIDER).")
+    if s.embed_provider not in EMBED_PROVIDERS:
+        raise ConfigError(
+            f"Unknown embedding provider {s.embed_provider!r}: choose local or openai (RAG_EMBED_PROVIDER)."
+        )
+    if not 3 <= len(s.collection) <= 40 or not s.collection.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError("RAG_COLLECTION must be 3-40 letters, digits, '-' or '_'.")
+    for name in ("top_k", "max_question_chars", "llm_threads", "llm_context", "max_answer_tokens", "chroma_port"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"RAG_{name.upper()} must be a positive number.")
+    if s.top_k > 50:
+        raise ConfigError("RAG_TOP_K must be at most 50.")
+    if s.max_retries < 0 or s.request_timeout <= 0 or s.chroma_timeout <= 0:
+        raise ConfigError("RAG_MAX_RETRIES must be >= 0 and the timeouts must be positive.")
+    if not 0.0 <= s.temperature <= 2.0:
+        raise ConfigError("RAG_TEMPERATURE must be between 0 and 2.")

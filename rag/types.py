@@ -1,0 +1,72 @@
+"""Frozen result types shared by every stage of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved span of a source document: `source_text[start:end] == text`, always."""
+
+    source: str
+    text: str
+    start: int
+    end: int
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What `build_index` did. `built` is False when the content was unchanged and no work was done."""
+
+    documents: int
+    passages: int
+    collection: str
+    embed_model: str
+    built: bool
+    seconds: float
+    built_at: str = ""
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a chat: the user's question and the assistant's answer text."""
+
+    question: str
+    answer: str = ""
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered marker in an answer and the exact passage it points at."""
+
+    number: int
+    source: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent: retrieval, until the first generated token (None if nothing was generated), total."""
+
+    retrieve: float = 0.0
+    first_token: float | None = None
+    total: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A finished answer. `text` carries inline markers [1], [2], ... numbered 1..n with no gaps."""
+
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    refused: bool = False
+    standalone_question: str = ""
+    provider: str = ""
+    model: str = ""
+    timings: Timings = field(default_factory=Timings)
