@@ -1,0 +1,275 @@
+"""Hybrid retrieval: BM25 (bm25s, English stemmer) and dense Chroma search fused by reciprocal rank fusion.
+
+`open_retriever(settings)` loads the embedder, the current Chroma build and a BM25 index once per
+process; it is thread-safe (Streamlit serves sessions on threads) and notices when another thread or
+process has switched the index to a new build.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+from . import store
+from .config import Settings
+from .embed import embed_query, get_embedder, model_id
+from .errors import IndexCorruptError, IndexMissingError, InputError
+from .types import IndexStats, Passage
+
+RRF_K = 60  # the usual reciprocal-rank-fusion constant: damps the influence of the very first ranks
+DENSE_WEIGHT = 1.0
+BM25_WEIGHT = 1.0
+DEDUPE_JACCARD = 0.75  # word-set overlap above which two passages count as near-duplicates
+MAX_K = 50
+_WORD = re.compile(r"\w+")
+_ALLOWED_CONTROL = {"\n", "\t", "\r"}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved passage with the evidence behind its rank (the answering code gates on these)."""
+
+    passage: Passage
+    dense: float  # cosine similarity of question and passage
+    bm25: float  # BM25 score (0 when no query term matches)
+    dense_rank: int | None  # 1-based rank among dense results, None if outside them
+    bm25_rank: int | None  # 1-based rank among passages with a BM25 score > 0, None if no term matches
+
+
+def validate_question(question: object, settings: Settings) -> str:
+    """The question stripped of surrounding whitespace, or an InputError a user understands."""
+    if not isinstance(question, str):
+        raise InputError("The question must be text.")
+    text = question.strip()
+    if not text:
+        raise InputError("The question is empty: type a question about the article.")
+    if len(text) > settings.max_question_chars:
+        raise InputError(
+            f"The question is {len(text):,} characters long; the limit is {settings.max_question_chars:,} "
+            "(RAG_MAX_QUESTION_CHARS)."
+        )
+    if any(unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROL for ch in text):
+        raise InputError("The question contains control characters (such as NUL); remove them and try again.")
+    return text
+
+
+def _validate_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InputError(f"k must be a whole number between 1 and {MAX_K}.")
+    return k
+
+
+class _Lexical:
+    """BM25 over the passages of one build; tokens stemmed so 'agreed' matches 'agree'."""
+
+    def __init__(self, texts: list[str]) -> None:
+        import bm25s
+        import Stemmer
+
+        self._stemmer = Stemmer.Stemmer("english")
+        self._bm25 = bm25s.BM25()
+        tokens = bm25s.tokenize(texts, stopwords="en_plus", stemmer=self._stemmer, show_progress=False)
+        self._bm25.index(tokens, show_progress=False)
+
+    def scores(self, question: str) -> np.ndarray:
+        import bm25s
+
+        tokens = bm25s.tokenize(
+            [question], stopwords="en_plus", stemmer=self._stemmer, return_ids=False, show_progress=False
+        )
+        return np.asarray(self._bm25.get_scores(tokens[0]), dtype=np.float32)
+
+
+@dataclass
+class _Build:
+    """One loaded build: everything a query needs, held in memory except the vectors."""
+
+    name: str
+    collection: Any
+    ids: list[str]
+    passages: list[Passage]
+    words: list[frozenset[str]]
+    lexical: _Lexical
+    texts: dict[str, str]
+    stats: IndexStats
+
+
+def _load_build(client: Any, pointer: store.Pointer) -> _Build:
+    collection, records, texts = store.load_build(client, pointer.collection)
+    order = sorted(range(len(records["ids"])), key=lambda i: int(records["ids"][i][1:]))
+    ids = [records["ids"][i] for i in order]
+    passages = []
+    for i in order:
+        meta, text = records["metadatas"][i], records["documents"][i]
+        passages.append(Passage(source=meta["source"], text=text, start=meta["start"], end=meta["end"]))
+    stats = IndexStats(
+        documents=pointer.documents,
+        passages=pointer.passages,
+        collection=pointer.collection,
+        embed_model=pointer.embed_model,
+        built=False,
+        seconds=pointer.seconds,
+        built_at=pointer.built_at,
+    )
+    words = [frozenset(w.lower() for w in _WORD.findall(p.text)) for p in passages]
+    return _Build(
+        pointer.collection, collection, ids, passages, words, _Lexical([p.text for p in passages]), texts, stats
+    )
+
+
+def _ranks(order: np.ndarray) -> dict[int, int]:
+    return {int(idx): rank for rank, idx in enumerate(order, 1)}
+
+
+def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
+    union = len(a | b)
+    return union > 0 and len(a & b) / union >= DEDUPE_JACCARD
+
+
+class Retriever:
+    """Hybrid retriever over the current build of `settings.collection`; safe to share between threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._embed_model = model_id(settings)
+        self._embedder = get_embedder(settings)
+        self._lock = threading.Lock()
+        self._build: _Build | None = None
+        self._current()
+
+    def _current(self) -> _Build:
+        """The current build, reloaded when the pointer has moved to a new one since the last query."""
+        settings = self._settings
+        with self._lock, store.store_errors(settings):
+            client = store.get_client(settings)
+            pointer = store.read_pointer(client, settings, self._embed_model)
+            if pointer is None:
+                raise IndexMissingError(
+                    f"No index for {self._embed_model} in {store.where(settings)}: run `python -m rag index`."
+                )
+            if self._build is None or self._build.name != pointer.collection:
+                try:
+                    self._build = _load_build(client, pointer)
+                except Exception as err:
+                    raise IndexCorruptError(
+                        f"The index build {pointer.collection} in {store.where(settings)} is missing or "
+                        f"unreadable; {store.REBUILD_HINT}."
+                    ) from err
+            return self._build
+
+    @property
+    def stats(self) -> IndexStats:
+        return self._current().stats
+
+    def sources(self) -> list[str]:
+        return list(self._current().texts)
+
+    def source_text(self, source: str) -> str:
+        texts = self._current().texts
+        if source not in texts:
+            raise InputError(f"Unknown source {source!r}; the index holds: {', '.join(texts)}.")
+        return texts[source]
+
+    def retrieve(self, question: str, k: int = 5) -> list[Passage]:
+        return [hit.passage for hit in self.retrieve_detailed(question, k)]
+
+    def retrieve_detailed(self, question: str, k: int = 5) -> list[Hit]:
+        """Top-k hits by fused score (Passage.score), near-duplicates collapsed."""
+        text = validate_question(question, self._settings)
+        k = _validate_k(k)
+        build = self._current()
+        vector = embed_query(self._embedder, text)
+        with store.store_errors(self._settings):
+            dense = self._dense(build, vector, k)
+        lexical = build.lexical.scores(text)
+        return self._fuse(build, vector, dense, lexical, k)
+
+    def _dense(self, build: _Build, vector: np.ndarray, k: int) -> dict[int, tuple[int, float]]:
+        """Passage index -> (rank, cosine) for the dense candidates."""
+        n = min(len(build.ids), max(50, 10 * k))
+        got = build.collection.query(query_embeddings=[vector], n_results=n, include=["distances"])
+        out: dict[int, tuple[int, float]] = {}
+        for rank, (pid, dist) in enumerate(zip(got["ids"][0], got["distances"][0], strict=True), 1):
+            out[int(pid[1:])] = (rank, 1.0 - float(dist))  # ids are "p<position>"; cosine distance = 1 - cos
+        return out
+
+    def _fuse(
+        self, build: _Build, vector: np.ndarray, dense: dict[int, tuple[int, float]], lexical: np.ndarray, k: int
+    ) -> list[Hit]:
+        matched = np.flatnonzero(lexical > 0)
+        bm25_rank = _ranks(matched[np.argsort(-lexical[matched], kind="stable")])
+        fused: dict[int, float] = {}
+        for idx, (rank, _) in dense.items():
+            fused[idx] = DENSE_WEIGHT / (RRF_K + rank)
+        for idx, rank in bm25_rank.items():
+            fused[idx] = fused.get(idx, 0.0) + BM25_WEIGHT / (RRF_K + rank)
+        chosen: list[int] = []
+        for idx in sorted(fused, key=lambda i: (-fused[i], i)):
+            if not any(_near_duplicate(build.words[idx], build.words[j]) for j in chosen):
+                chosen.append(idx)
+            if len(chosen) == k:
+                break
+        cosines = self._cosines(build, vector, dense, chosen)
+        return [
+            Hit(
+                passage=replace(build.passages[idx], score=round(fused[idx], 6)),
+                dense=cosines[idx],
+                bm25=float(lexical[idx]),
+                dense_rank=dense[idx][0] if idx in dense else None,
+                bm25_rank=bm25_rank.get(idx),
+            )
+            for idx in chosen
+        ]
+
+    def _cosines(
+        self, build: _Build, vector: np.ndarray, dense: dict[int, tuple[int, float]], chosen: list[int]
+    ) -> dict[int, float]:
+        """Cosine of every chosen passage; those outside the dense candidates are fetched from Chroma."""
+        out = {idx: dense[idx][1] for idx in chosen if idx in dense}
+        missing = [idx for idx in chosen if idx not in dense]
+        if missing:
+            with store.store_errors(self._settings):
+                got = build.collection.get(ids=[build.ids[i] for i in missing], include=["embeddings"])
+            for pid, emb in zip(got["ids"], got["embeddings"], strict=True):
+                out[int(pid[1:])] = float(np.dot(np.asarray(emb, dtype=np.float32), vector))
+        return out
+
+
+_retrievers: dict[tuple[Any, ...], Retriever] = {}
+_retrievers_lock = threading.Lock()
+_RELEVANT = ("index_dir", "chroma_host", "chroma_port", "collection", "embed_provider", "openai_embed_model")
+
+
+def _default_corpus() -> Any:
+    return next(f.default for f in fields(Settings) if f.name == "corpus_path")
+
+
+def open_retriever(settings: Settings) -> Retriever:
+    """The process-wide retriever for these settings; builds the default corpus's index on first use."""
+    key = tuple(getattr(settings, name) for name in _RELEVANT) + (settings.max_question_chars,)
+    with _retrievers_lock:
+        if key in _retrievers:
+            return _retrievers[key]
+        try:
+            retriever = Retriever(settings)
+        except IndexMissingError:
+            if settings.corpus_path != _default_corpus():
+                raise
+            from .ingest import build_index
+
+            build_index(settings=settings)
+            retriever = Retriever(settings)
+        _retrievers[key] = retriever
+        return retriever
+
+
+def retrieve(question: str, k: int = 5, *, settings: Settings | None = None) -> list[Passage]:
+    """The k passages that best answer `question` (hybrid BM25 + dense, fused score in Passage.score)."""
+    settings = settings or Settings.from_env()
+    validate_question(question, settings)
+    return open_retriever(settings).retrieve(question, k)
