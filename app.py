@@ -1,7 +1,441 @@
-"""Streamlit chat UI (placeholder until the chat lands): UI only, calls into `rag`."""
+"""Streamlit chat about the article: UI only (session state and rendering); every piece of work happens in `rag`.
+
+Run with `make run` (binds 127.0.0.1). Document and answer text are data: they reach the page only through
+`rag.render`'s escaping helpers, never as markup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
-st.set_page_config(page_title="Article chat", page_icon="📰")
-st.title("Ask the article")
-st.info("The chat is being built. Run `python -m rag search \"question\"` meanwhile.")
+import rag
+from rag import Answer, RagError, Settings, Turn, render
+
+STARTERS = (
+    "Why didn't Turkey align with the West?",
+    "What did Erdogan and Putin agree on in Sochi?",
+    "What trade volume target did the two presidents set?",
+    "Where do Turkey and Russia compete?",
+)
+PROVIDERS = {
+    "local": "Local model (llama.cpp, offline)",
+    "openai": "OpenAI",
+    "openai-compatible": "OpenAI-compatible server",
+    "extractive": "Extractive: quotes only, no language model",
+}
+NOT_COVERED = "The article doesn't cover this."
+CSS = """<style>
+.rag-answer, .rag-quote, .rag-article { white-space: pre-wrap; overflow-wrap: anywhere; }
+.rag-cite { color: #1565c0; font-weight: 600; font-size: 0.75em; }
+.rag-quote { border-left: 3px solid #f5b700; margin: 0.2rem 0; padding: 0.1rem 0.8rem; font-style: italic; }
+.rag-article { line-height: 1.65; }
+.rag-para { color: #9e9e9e; font-size: 0.7em; margin-right: 0.4em; user-select: none; }
+.rag-mark { background: rgba(255, 213, 79, 0.45); color: inherit; border-radius: 3px; padding: 0 1px; }
+.rag-mark.rag-focus { background: rgba(255, 152, 0, 0.55); outline: 2px solid rgba(255, 152, 0, 0.9); }
+.rag-label { color: #b26a00; font-weight: 700; margin-right: 2px; scroll-margin-top: 5rem; }
+</style>"""
+log = logging.getLogger("app")
+
+
+def main() -> None:
+    st.set_page_config(page_title="Ask the article", page_icon="📰")
+    st.html(CSS)
+    _init_state()
+    settings = _settings()
+    side = _sidebar_slots()
+    settings = _retrieval_controls(side["controls"], settings)
+    question = st.chat_input("Ask a question about the article") or st.session_state.pop("pending", None)
+    if question:
+        st.session_state.view = "Chat"
+    st.title("Ask the article")
+    _rebuild_button(side["rebuild"], settings)
+    retriever = _retriever(settings)
+    model = _chat_model(settings) if retriever is not None else None
+    _show_status(side["status"], settings, retriever, model)
+    chat_tab, article_tab = st.tabs(["Chat", "Article"], key="view", on_change="rerun")
+    with chat_tab:
+        _show_history(retriever)
+        if question:
+            _ask(question, settings, retriever, model)
+        elif not st.session_state.messages:
+            _starters()
+    if article_tab.open is not False:
+        with article_tab:
+            _show_article(retriever)
+    _conversation_controls(side["conversation"], retriever)
+
+
+# ---------------------------------------------------------------- state and resources
+
+
+def _init_state() -> None:
+    st.session_state.setdefault("messages", [])  # dicts: user {content}, assistant {question, answer|error}
+    st.session_state.setdefault("highlight", None)  # index of the answer whose citations the article shows
+    st.session_state.setdefault("focus", None)  # anchor id of the citation chosen with "Show in article"
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except RagError as err:
+        st.error(str(err))
+        st.stop()
+        raise
+
+
+def _retriever_key(s: Settings) -> str:
+    # top_k is per question, so changing the slider never reopens the index.
+    return f"{s.index_dir}|{s.collection}|{s.chroma_host}|{s.chroma_port}|{s.embed_provider}|{s.corpus_path}"
+
+
+@st.cache_resource(show_spinner="Opening the index and loading the embedding model (first time only)…")
+def _open_retriever(key: str, _settings: Settings) -> Any:
+    from rag.retrieve import open_retriever
+
+    return open_retriever(_settings)
+
+
+@st.cache_resource(show_spinner="Loading the language model (first time only)…")
+def _load_chat_model(key: str, _settings: Settings) -> Any:
+    from rag.llm import get_chat_model
+
+    return get_chat_model(_settings)
+
+
+def _retriever(settings: Settings) -> Any:
+    """The shared retriever; a missing index is built here, once, with a progress bar."""
+    key = _retriever_key(settings)
+    try:
+        try:
+            return _open_retriever(key, settings)
+        except rag.IndexMissingError:
+            _build(st.container(), settings, rebuild=False, label="Building the index for the first time…")
+            return _open_retriever(key, settings)
+    except RagError as err:
+        st.error(str(err))
+        return None
+
+
+def _chat_model(settings: Settings) -> Any:
+    if settings.resolved_provider == "extractive":
+        return None
+    key = "|".join(
+        str(v)
+        for v in (settings.resolved_provider, settings.openai_model, settings.openai_base_url, settings.model_dir)
+    )
+    try:
+        return _load_chat_model(key, settings)
+    except RagError as err:
+        st.error(str(err))
+        return None
+
+
+def _build(where: Any, settings: Settings, *, rebuild: bool, label: str) -> None:
+    bar = where.progress(0.0, text=label)
+
+    def progress(fraction: float, message: str) -> None:
+        bar.progress(min(max(float(fraction), 0.0), 1.0), text=render.escape_markdown(message or label))
+
+    stats = rag.build_index(settings=settings, rebuild=rebuild, progress=progress)
+    bar.empty()
+    _open_retriever.clear()  # the next run opens the new index
+    for problem in stats.errors:
+        where.warning(str(problem))
+
+
+# ---------------------------------------------------------------- sidebar
+
+
+def _sidebar_slots() -> dict[str, Any]:
+    """Sidebar sections in display order; filled later, when their data exists."""
+    with st.sidebar:
+        st.header("Article chat")
+        return {name: st.container() for name in ("status", "rebuild", "controls", "conversation")}
+
+
+def _show_status(box: Any, settings: Settings, retriever: Any, model: Any) -> None:
+    with box:
+        st.subheader("Answering with")
+        if model is not None:
+            st.markdown(f"**{PROVIDERS.get(model.provider, model.provider)}**")
+            st.caption(render.escape_markdown(str(model.model)))
+        elif settings.resolved_provider == "extractive":
+            st.markdown(f"**{PROVIDERS['extractive']}**")
+        else:
+            st.caption("The language model is not loaded (see the message on the page).")
+        st.subheader("Index")
+        if retriever is None:
+            st.caption("No index available.")
+            return
+        stats = retriever.stats
+        st.markdown(f"{stats.documents} document(s), {stats.passages} passages")
+        st.caption(render.escape_markdown(f"Embeddings: {stats.embed_model}"))
+        if stats.built_at:
+            st.caption(render.escape_markdown(f"Built: {stats.built_at}"))
+
+
+def _rebuild_button(box: Any, settings: Settings) -> None:
+    if not box.button("Rebuild index", icon=":material/refresh:", help="Re-read the documents and embed them again"):
+        return
+    try:
+        _build(box, settings, rebuild=True, label="Rebuilding the index…")
+        box.success("Index rebuilt.")
+    except RagError as err:
+        box.error(str(err))
+
+
+def _retrieval_controls(box: Any, settings: Settings) -> Settings:
+    top = max(12, settings.top_k)
+    k = box.slider("Passages to retrieve", 1, top, value=settings.top_k, key="top_k")
+    return dataclasses.replace(settings, top_k=int(k))
+
+
+def _conversation_controls(box: Any, retriever: Any) -> None:
+    exchanges = [
+        render.Exchange(m["question"], m["answer"]) for m in st.session_state.messages if "answer" in m
+    ]
+    source_text = _source_text_fn(retriever)
+    with box:
+        st.subheader("Conversation")
+        st.button("Clear chat", icon=":material/delete:", on_click=_clear_chat, disabled=not st.session_state.messages)
+        st.download_button(
+            "Download as Markdown",
+            data=render.conversation_markdown(exchanges, source_text),
+            file_name="conversation.md",
+            mime="text/markdown",
+            icon=":material/download:",
+            on_click="ignore",
+            disabled=not exchanges,
+        )
+
+
+def _clear_chat() -> None:
+    st.session_state.messages = []
+    st.session_state.highlight = None
+    st.session_state.focus = None
+
+
+# ---------------------------------------------------------------- chat
+
+
+def _starters() -> None:
+    st.markdown("Ask anything about the article, or start with one of these:")
+    for i, text in enumerate(STARTERS):
+        st.button(text, key=f"starter-{i}", on_click=_set_pending, args=(text,))
+
+
+def _set_pending(text: str) -> None:
+    st.session_state.pending = text
+
+
+def _show_history(retriever: Any) -> None:
+    source_text = _source_text_fn(retriever)
+    for idx, msg in enumerate(st.session_state.messages):
+        with st.chat_message(msg["role"]):
+            if msg["role"] == "user":
+                st.markdown(render.escape_markdown(msg["content"]))
+            else:
+                _show_assistant(msg, idx, source_text)
+
+
+def _history() -> list[Turn]:
+    """Earlier answered exchanges, for follow-up questions (errors are not part of the conversation)."""
+    return [Turn(m["question"], m["answer"].text) for m in st.session_state.messages if "answer" in m]
+
+
+def _ask(question: str, settings: Settings, retriever: Any, model: Any) -> None:
+    history = _history()
+    st.session_state.messages.append({"role": "user", "content": question})
+    with st.chat_message("user"):
+        st.markdown(render.escape_markdown(question))
+    with st.chat_message("assistant"):
+        msg = _stream_answer(question, history, settings, retriever, model)
+        st.session_state.messages.append(msg)
+        idx = len(st.session_state.messages) - 1
+        if "answer" in msg and msg["answer"].citations:
+            st.session_state.highlight = idx
+            st.session_state.focus = None
+        _show_assistant(msg, idx, _source_text_fn(retriever))
+
+
+def _stream_answer(question: str, history: list[Turn], settings: Settings, retriever: Any, model: Any) -> dict:
+    """Stream the answer into a placeholder, then hand back the message to store (the checked answer)."""
+    live = st.empty()
+    try:
+        stream = rag.query_stream(question, history=history, settings=settings, retriever=retriever, model=model)
+        with live.container():
+            st.write_stream(render.escape_stream(stream))
+        msg: dict = {"role": "assistant", "question": question, "answer": stream.answer}
+    except RagError as err:
+        msg = {"role": "assistant", "question": question, "error": str(err)}
+    except Exception:  # a bug must not take the page down; the log keeps the details
+        log.exception("answering failed")
+        msg = {"role": "assistant", "question": question, "error": "Something went wrong while answering; see the server log."}
+    # The streamed text may differ from the checked answer (renumbered, repaired): show only the latter.
+    live.empty()
+    return msg
+
+
+def _show_assistant(msg: dict, idx: int, source_text: Callable[[str], str | None]) -> None:
+    if "error" in msg:
+        st.error(msg["error"])
+        return
+    answer: Answer = msg["answer"]
+    if render.rewritten(msg["question"], answer.standalone_question):
+        st.caption("Searched for: " + render.escape_markdown(answer.standalone_question))
+    if answer.refused:
+        text = answer.text.strip()
+        body = NOT_COVERED if not text or text == NOT_COVERED else f"{NOT_COVERED} {text}"
+        st.info(render.escape_markdown(body), icon=":material/search_off:")
+        return
+    st.markdown(render.answer_html(answer.text), unsafe_allow_html=True)
+    for cite in answer.citations:
+        _citation_card(cite, idx, source_text)
+    st.caption(render.escape_markdown(_answer_footer(answer)))
+
+
+def _citation_card(cite: Any, idx: int, source_text: Callable[[str], str | None]) -> None:
+    with st.container(border=True, key=f"card-{idx}-{cite.number}"):
+        where = render.locate(source_text(cite.source), cite.start, cite.end)
+        st.markdown(f"**[{cite.number}]** " + render.escape_markdown(f"{cite.source} · {where}"))
+        st.markdown(render.quote_html(cite.text), unsafe_allow_html=True)
+        st.button(
+            "Show in article",
+            key=f"jump-{idx}-{cite.number}",
+            icon=":material/article:",
+            type="tertiary",
+            on_click=_jump,
+            args=(idx, cite.number, cite.source),
+        )
+
+
+def _answer_footer(answer: Answer) -> str:
+    parts = [PROVIDERS.get(answer.provider, answer.provider).split(":")[0]]
+    if answer.model:
+        parts.append(answer.model)
+    if answer.timings.first_token is not None:
+        parts.append(f"first words after {answer.timings.first_token:.1f} s")
+    parts.append(f"{answer.timings.total:.1f} s in all")
+    return " · ".join(p for p in parts if p)
+
+
+def _jump(idx: int, number: int, source: str) -> None:
+    st.session_state.view = "Article"
+    st.session_state.highlight = idx
+    st.session_state.focus = _anchor(idx, number)
+    st.session_state.article_source = source
+    st.session_state.jumps = st.session_state.get("jumps", 0) + 1
+    st.session_state.scroll_once = st.session_state.jumps
+
+
+def _anchor(idx: int, number: int) -> str:
+    return f"cite-{idx}-{number}"
+
+
+def _source_text_fn(retriever: Any) -> Callable[[str], str | None]:
+    """`retriever.source_text`, memoised for this run and never raising (positions are a nicety)."""
+    cache: dict[str, str | None] = {}
+
+    def source_text(source: str) -> str | None:
+        if source not in cache:
+            try:
+                cache[source] = retriever.source_text(source) if retriever is not None else None
+            except RagError:
+                cache[source] = None
+        return cache[source]
+
+    return source_text
+
+
+# ---------------------------------------------------------------- article view
+
+
+def _show_article(retriever: Any) -> None:
+    if retriever is None:
+        st.info("The article shows here once the index is available.")
+        return
+    try:
+        sources = list(retriever.sources())
+    except RagError as err:
+        st.error(str(err))
+        return
+    if not sources:
+        st.info("The index holds no documents.")
+        return
+    source = _pick_source(sources)
+    answered = [i for i, m in enumerate(st.session_state.messages) if "answer" in m and m["answer"].citations]
+    chosen = _pick_answer(answered)
+    marks = _marks(chosen, source)
+    try:
+        text = retriever.source_text(source)
+    except RagError as err:
+        st.error(str(err))
+        return
+    if not marks:
+        st.caption("Passages cited in the chat are highlighted here.")
+    st.markdown(render.article_html(text, marks), unsafe_allow_html=True)
+    nonce = st.session_state.pop("scroll_once", 0)
+    if nonce and st.session_state.focus:
+        _scroll_to(st.session_state.focus, nonce)
+
+
+def _pick_source(sources: list[str]) -> str:
+    if st.session_state.get("article_source") not in sources:
+        st.session_state.article_source = sources[0]
+    if len(sources) == 1:
+        return sources[0]
+    return str(st.selectbox("Document", sources, key="article_source"))
+
+
+def _pick_answer(answered: list[int]) -> int | None:
+    if not answered:
+        return None
+    if st.session_state.highlight not in answered:
+        st.session_state.highlight = answered[-1]
+    messages = st.session_state.messages
+    choice = st.selectbox(
+        "Highlight the passages cited in",
+        answered,
+        index=answered.index(st.session_state.highlight),
+        format_func=lambda i: f"Answer {answered.index(i) + 1}: {messages[i]['question'][:80]}",
+    )
+    if choice != st.session_state.highlight:
+        st.session_state.highlight = choice
+        st.session_state.focus = None
+    return int(choice)
+
+
+def _marks(idx: int | None, source: str) -> list[render.Mark]:
+    if idx is None:
+        return []
+    answer: Answer = st.session_state.messages[idx]["answer"]
+    return [
+        render.Mark(
+            label=f"[{c.number}]",
+            start=c.start,
+            end=c.end,
+            anchor=_anchor(idx, c.number),
+            focused=st.session_state.focus == _anchor(idx, c.number),
+        )
+        for c in answer.citations
+        if c.source == source
+    ]
+
+
+def _scroll_to(anchor: str, nonce: int) -> None:
+    # Our own short script (no document text in it: the anchor is built from two integers). Streamlit keeps a
+    # chat page pinned to its bottom while it settles, so scroll a few times; the nonce makes a repeat click
+    # run it again (identical HTML is not re-rendered).
+    script = (
+        f"<script>/*{nonce}*/[300,900,1800].forEach(function(t){{setTimeout(function(){{"
+        f"var e=document.getElementById({anchor!r});if(e){{e.scrollIntoView({{block:'center'}});}}}},t);}});</script>"
+    )
+    st.html(script, unsafe_allow_javascript=True)
+
+
+main()

@@ -1,0 +1,202 @@
+"""Pure rendering helpers for the chat UI: escaped HTML, highlighted articles, the Markdown export.
+
+No Streamlit here, so every function is unit-tested directly. Document and answer text are data: every
+byte of it goes through `escape_text` (HTML *and* Markdown specials become entities) before it meets
+`unsafe_allow_html`, so a document holding `<script>` or `![img](…)` shows as the characters it contains.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from .types import Answer, Citation
+
+# Characters that HTML or Streamlit's Markdown (CommonMark + GFM, math, emoji shortcodes, `:color[..]`)
+# could interpret. Numeric entities decode back to the same characters when displayed.
+_SPECIAL = set('&<>"\'`*_[](){}#+-!|~$:\\=^@')
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:^=")
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+_PARA_BREAK = re.compile(r"\n[ \t]*\n\s*")
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A highlighted span of a source text. `label` is shown at its start; `anchor` is the HTML id there."""
+
+    label: str
+    start: int
+    end: int
+    anchor: str
+    focused: bool = False
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One question and its finished answer, as the Markdown export needs them."""
+
+    question: str
+    answer: Answer
+
+
+def escape_text(text: str) -> str:
+    """Escape for an HTML block inside Markdown: specials become numeric entities, newlines `&#10;`.
+
+    A blank line would end the HTML block and let Markdown parse the rest, so no raw newline survives.
+    """
+    out = []
+    for ch in text:
+        if ch == "\n":
+            out.append("&#10;")
+        elif ch == "\r":
+            continue
+        elif ch in _SPECIAL:
+            out.append(f"&#{ord(ch)};")
+        elif ord(ch) < 32 and ch != "\t":
+            # Control characters (NUL included) are shown as U+FFFD rather than passed to the browser.
+            out.append("\ufffd")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape Markdown specials, for text that st.markdown/st.write_stream render (HTML is already
+    escaped by Streamlit there). Escaping is per character, so it can be applied to stream deltas one by one."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text).replace("\x00", "\ufffd")
+
+
+def escape_stream(deltas: Iterable[str]) -> Iterator[str]:
+    """The deltas of a streamed answer, Markdown-escaped for `st.write_stream`."""
+    for delta in deltas:
+        if delta:
+            yield escape_markdown(delta)
+
+
+def paragraph_starts(text: str) -> list[int]:
+    """Offsets where paragraphs (blocks separated by a blank line) begin; the first is the first non-space."""
+    first = len(text) - len(text.lstrip())
+    starts = [first] if first < len(text) else []
+    starts += [m.end() for m in _PARA_BREAK.finditer(text) if m.end() < len(text) and m.end() > first]
+    return starts
+
+
+def paragraph_number(text: str, offset: int) -> int:
+    """1-based number of the paragraph holding `offset` (offsets before the first paragraph give 1)."""
+    count = sum(1 for s in paragraph_starts(text) if s <= offset)
+    return max(count, 1)
+
+
+def locate(text: str | None, start: int, end: int) -> str:
+    """Where a span sits, for people: 'paragraph 3 · characters 120–245'."""
+    where = f"characters {start:,}–{end:,}"
+    if text is None or not 0 <= start <= len(text):
+        return where
+    return f"paragraph {paragraph_number(text, start)} of {len(paragraph_starts(text))} · {where}"
+
+
+def answer_html(text: str) -> str:
+    """The answer, escaped, with its [n] markers set as small citation badges (the brackets stay in the text)."""
+    parts: list[str] = []
+    pos = 0
+    for m in _MARKER.finditer(text):
+        parts.append(escape_text(text[pos : m.start()]))
+        parts.append(f'<sup class="rag-cite">&#91;{int(m.group(1))}&#93;</sup>')
+        pos = m.end()
+    parts.append(escape_text(text[pos:]))
+    return f'<div class="rag-answer">{"".join(parts)}</div>'
+
+
+def quote_html(text: str) -> str:
+    """A quoted passage, escaped, as an HTML block."""
+    return f'<blockquote class="rag-quote">{escape_text(text.strip())}</blockquote>'
+
+
+def article_html(text: str, marks: Sequence[Mark]) -> str:
+    """The whole text, escaped, paragraphs numbered in the margin, marked spans highlighted and labelled.
+
+    Overlapping marks are fine: the text is cut at every mark boundary and each piece is highlighted once.
+    """
+    valid = [m for m in marks if 0 <= m.start < m.end <= len(text)]
+    paras = paragraph_starts(text)
+    para_no = {s: i for i, s in enumerate(paras, 1)}
+    cuts = sorted({0, len(text), *paras, *(m.start for m in valid), *(m.end for m in valid)})
+    out: list[str] = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        if a in para_no:
+            out.append(f'<span class="rag-para" title="paragraph {para_no[a]}">{para_no[a]}</span>')
+        for m in valid:
+            if m.start == a:
+                cls = "rag-label rag-focus" if m.focused else "rag-label"
+                out.append(f'<sup class="{cls}" id="{_attr(m.anchor)}">{escape_text(m.label)}</sup>')
+        piece = escape_text(text[a:b])
+        active = [m for m in valid if m.start <= a and b <= m.end]
+        if active:
+            cls = "rag-mark rag-focus" if any(m.focused for m in active) else "rag-mark"
+            labels = ", ".join(m.label for m in active)
+            out.append(f'<mark class="{cls}" title="cited {escape_text(labels)}">{piece}</mark>')
+        else:
+            out.append(piece)
+    return f'<div class="rag-article">{"".join(out)}</div>'
+
+
+def _attr(value: str) -> str:
+    """Ids are ours, but keep them to a safe alphabet anyway."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", value)
+
+
+def conversation_markdown(
+    exchanges: Sequence[Exchange], source_text: Callable[[str], str | None] | None = None, *, title: str = ""
+) -> str:
+    """The conversation as Markdown; each [n] marker becomes a footnote quoting its passage and position."""
+    lines = [f"# {title or 'Conversation about the article'}", ""]
+    notes: list[str] = []
+    for turn, ex in enumerate(exchanges, 1):
+        lines += [f"## Question {turn}", "", _one_line(ex.question), ""]
+        if ex.answer.standalone_question and _differs(ex.answer.standalone_question, ex.question):
+            lines += [f"_Searched for: {_one_line(ex.answer.standalone_question)}_", ""]
+        if ex.answer.refused:
+            lines += ["**Answer:** The article doesn't cover this.", ""]
+            if ex.answer.text.strip():
+                lines += [f"> {_one_line(ex.answer.text)}", ""]
+            continue
+        by_number = {c.number: c for c in ex.answer.citations}
+        local: dict[int, int] = {}
+
+        def footnote(m: re.Match[str], by_number: dict[int, Citation] = by_number, local: dict[int, int] = local) -> str:
+            number = int(m.group(1))
+            cite = by_number.get(number)
+            if cite is None:
+                return m.group(0)
+            if number not in local:
+                local[number] = len(notes) + 1
+                notes.append(_footnote_text(local[number], cite, source_text))
+            return f"[^{local[number]}]"
+
+        lines += ["**Answer:** " + _MARKER.sub(footnote, ex.answer.text.strip()), ""]
+        for number in sorted(set(by_number) - set(local)):
+            # Cited but never marked in the text (shouldn't happen): still listed, so nothing is lost.
+            notes.append(_footnote_text(len(notes) + 1, by_number[number], source_text))
+    if notes:
+        lines += ["---", "", *notes, ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _footnote_text(n: int, cite: Citation, source_text: Callable[[str], str | None] | None) -> str:
+    text = source_text(cite.source) if source_text else None
+    where = locate(text, cite.start, cite.end)
+    return f'[^{n}]: "{_one_line(cite.text)}" ({_one_line(cite.source)}, {where})'
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _differs(a: str, b: str) -> bool:
+    return _one_line(a).casefold().rstrip("?.! ") != _one_line(b).casefold().rstrip("?.! ")
+
+
+def rewritten(question: str, standalone: str) -> bool:
+    """True when retrieval used a rewritten question worth showing (not just the same words)."""
+    return bool(standalone.strip()) and _differs(standalone, question)
