@@ -1,0 +1,123 @@
+"""Small helpers shared by the benchmark modules: timing statistics, memory, free ports, a Chroma server.
+
+Nothing here is used by the product itself; it lives in `rag/` so `python -m rag bench` works on a fresh clone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import StoreUnavailableError
+
+Figures = dict[str, float | int | str | None]
+
+
+def percentile(samples: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) by linear interpolation; None for no samples."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    pos = (len(ordered) - 1) * q / 100.0
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def pct(name: str, samples: Sequence[float], unit: str = "ms") -> Figures:
+    """`{name}_p50_{unit}` and `{name}_p95_{unit}` from samples in seconds (unit "ms" or "s"); None if empty."""
+    scale, digits = (1000.0, 2) if unit == "ms" else (1.0, 3)
+    out: Figures = {}
+    for q in (50, 95):
+        value = percentile(samples, q)
+        out[f"{name}_p{q}_{unit}"] = None if value is None else round(value * scale, digits)
+    return out
+
+
+def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> list[float]:
+    """Seconds per call of `fn` over `repeats` calls, after `warmup` untimed calls (caches, lazy loads)."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def children_peak_rss_mb() -> float:
+    """Largest peak RSS among this process's finished, waited-for children (e.g. a model server)."""
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the small race is fine for a benchmark)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def chroma_binary() -> Path:
+    """The `chroma` CLI installed next to this interpreter (the venv's bin/)."""
+    path = Path(sys.executable).parent / "chroma"
+    if not path.exists():
+        raise StoreUnavailableError(f"The chroma command was not found at {path}; run `make setup`.")
+    return path
+
+
+@contextlib.contextmanager
+def chroma_server(path: Path, startup_timeout: float = 30.0) -> Iterator[tuple[str, int, float]]:
+    """Run a real `chroma run` on 127.0.0.1 for the duration; yields (host, port, startup seconds)."""
+    import chromadb
+
+    port = free_port()
+    cmd = [str(chroma_binary()), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
+                break
+            except Exception:  # the server is not listening yet; any failure here just means "retry"
+                if proc.poll() is not None or time.perf_counter() - start > startup_timeout:
+                    raise StoreUnavailableError("The benchmark's Chroma server did not start.") from None
+                time.sleep(0.05)
+        yield "127.0.0.1", port, time.perf_counter() - start
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str) -> Iterator[Path]:
+    """A scratch directory outside the repo (never the project's index/), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=f"rag-bench-{prefix}-") as name:
+        yield Path(name)
+
+
+def env_for_child() -> dict[str, str]:
+    """The environment for benchmark subprocesses: ours, with the repo importable."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
