@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypedDict
 from urllib.parse import urlsplit
 
 from .config import Settings
-from .errors import ConfigError, ModelAuthError, ModelError
+from .errors import ConfigError, InputError, ModelAuthError, ModelError
 from .localmodel import MODEL_NAME, LocalServer, local_server
 from .localmodel import ensure_model as _ensure_model
 
@@ -227,12 +227,12 @@ def _to_chat_messages(messages: Sequence[Message]) -> list[Any]:
     from llama_index.core.llms import ChatMessage
 
     if not messages:
-        raise ModelError("No messages to send to the model.")
+        raise InputError("No messages to send to the model.")
     chat = []
     for m in messages:
         role, content = m.get("role"), m.get("content")
         if role not in ROLES or not isinstance(content, str):
-            raise ModelError("A chat message needs a role (system, user or assistant) and text content.")
+            raise InputError("A chat message needs a role (system, user or assistant) and text content.")
         chat.append(ChatMessage(role=role, content=content))
     return chat
 

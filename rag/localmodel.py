@@ -233,7 +233,7 @@ class LocalServer:
         params.port = _free_port()
         params.model_alias = {MODEL_NAME}
         params.cache_prompt = True  # reuse the KV cache of a shared prefix (the constant system prompt)
-        params.warmup = False
+        params.warmup = True  # a first request is otherwise several times slower (measured: 2.6 vs 30 tokens/s)
         started = time.perf_counter()
         try:
             self._server = xllamacpp.Server(params)

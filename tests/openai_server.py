@@ -1,0 +1,221 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests, scripted to answer or misbehave.
+
+It speaks `POST /v1/chat/completions` (plain JSON, and server-sent events when `"stream": true`, sent
+with chunked transfer encoding like real providers) and `GET /v1/models`. Every request is recorded
+(headers and JSON body) so tests can check the key header and the prompt. Replies come from a
+queue of `Reply` objects; each can fail on purpose: an HTTP error status, a delay longer than the
+client's timeout, a connection dropped mid-stream, a stream that ends without a finish reason.
+
+Use the `openai_server` fixture from a test module:
+
+    from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
+
+and take `openai_server: OpenAIServer` as a test argument.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+_ERROR_TYPES = {401: "invalid_request_error", 403: "permission_denied", 429: "rate_limit_exceeded"}
+
+
+@dataclass
+class Reply:
+    """One scripted reply. `chunks` are the streamed content deltas (their join is the whole text)."""
+
+    chunks: list[str] = field(default_factory=lambda: ["Hello", " world", "."])
+    status: int = 200
+    delay: float = 0.0  # seconds to wait before answering (or, with stall_after, mid-stream)
+    stall_after: int | None = None  # stream: wait `delay` after this many chunks
+    drop_after: int | None = None  # stream: close the socket abruptly after this many chunks
+    stop_after: int | None = None  # stream: end the body cleanly after this many chunks (no finish, no [DONE])
+    retry_after: str | None = None  # Retry-After header on an error status
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class OpenAIServer:
+    """Threaded server; `url` is the OpenAI base URL (`http://127.0.0.1:PORT/v1`)."""
+
+    def __init__(self, model: str = "test-model") -> None:
+        self.model = model
+        self.requests: list[Request] = []
+        self.default = Reply(chunks=["ok"])  # used when the queue is empty
+        self._queue: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self.stopping = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.owner = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="openai-test-server", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def enqueue(self, *replies: Reply) -> None:
+        with self._lock:
+            self._queue.extend(replies)
+
+    def next_reply(self) -> Reply:
+        with self._lock:
+            return self._queue.popleft() if self._queue else self.default
+
+    def record(self, request: Request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def start(self) -> OpenAIServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()  # wakes handlers that are sleeping on a scripted delay
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    @property
+    def owner(self) -> OpenAIServer:
+        return self.server.owner  # type: ignore[attr-defined,no-any-return]
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output quiet
+        pass
+
+    def handle(self) -> None:
+        with contextlib.suppress(OSError):  # the client gave up (timeout) or we dropped the connection on purpose
+            super().handle()
+
+    def do_GET(self) -> None:
+        self.owner.record(Request("GET", self.path, dict(self.headers), {}))
+        if self.path.rstrip("/") != "/v1/models":
+            return self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+        model = {"id": self.owner.model, "object": "model", "created": 0, "owned_by": "tests"}
+        self._json(200, {"object": "list", "data": [model]})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            body = {}
+        self.owner.record(Request("POST", self.path, dict(self.headers), body))
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            return self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+        reply = self.owner.next_reply()
+        if reply.delay and reply.stall_after is None and self.owner.stopping.wait(reply.delay):
+            return
+        if reply.status != 200:
+            return self._error(reply)
+        if body.get("stream"):
+            return self._stream(reply)
+        message = {"role": "assistant", "content": reply.text}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        self._json(200, {**self._envelope("chat.completion"), "choices": [choice], "usage": _usage(reply)})
+
+    def _error(self, reply: Reply) -> None:
+        # Like real providers, a 401 message quotes the key it was given: the client must never pass it on.
+        given = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        message = f"Incorrect API key provided: {given}." if reply.status == 401 else f"scripted HTTP {reply.status}"
+        error = {"message": message, "type": _ERROR_TYPES.get(reply.status, "server_error"), "code": reply.status}
+        headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
+        self._json(reply.status, {"error": error}, headers)
+
+    def _stream(self, reply: Reply) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self._event({"role": "assistant", "content": ""}, None)
+        for i, text in enumerate(reply.chunks):
+            if i == reply.drop_after:
+                return self._drop()
+            if i == reply.stop_after:
+                return self._end_body()
+            if i == reply.stall_after and self.owner.stopping.wait(reply.delay):
+                return
+            self._event({"content": text}, None)
+        self._event({}, "stop")
+        self._chunk(b"data: [DONE]\n\n")
+        self._end_body()
+
+    def _event(self, delta: dict[str, Any], finish: str | None) -> None:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        payload = {**self._envelope("chat.completion.chunk"), "choices": [choice]}
+        self._chunk(f"data: {json.dumps(payload)}\n\n".encode())
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _end_body(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _drop(self) -> None:
+        # Mid-chunk, then gone: the client sees an incomplete chunked body, as when a proxy or server dies.
+        self.wfile.write(b'40\r\ndata: {"trunc')
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _envelope(self, kind: str) -> dict[str, Any]:
+        return {"id": "chatcmpl-test", "object": kind, "created": int(time.time()), "model": self.owner.model}
+
+    def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {"prompt_tokens": 10, "completion_tokens": len(reply.chunks), "total_tokens": 10 + len(reply.chunks)}
+
+
+@pytest.fixture(name="openai_server")
+def openai_server_fixture() -> Iterator[OpenAIServer]:
+    """A fresh scripted OpenAI-compatible server on 127.0.0.1 for one test."""
+    with OpenAIServer() as server:
+        yield server
