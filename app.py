@@ -196,9 +196,7 @@ def _retrieval_controls(box: Any, settings: Settings) -> Settings:
 
 
 def _conversation_controls(box: Any, retriever: Any) -> None:
-    exchanges = [
-        render.Exchange(m["question"], m["answer"]) for m in st.session_state.messages if "answer" in m
-    ]
+    exchanges = [render.Exchange(m["question"], m["answer"]) for m in st.session_state.messages if "answer" in m]
     source_text = _source_text_fn(retriever)
     with box:
         st.subheader("Conversation")
@@ -275,7 +273,11 @@ def _stream_answer(question: str, history: list[Turn], settings: Settings, retri
         msg = {"role": "assistant", "question": question, "error": str(err)}
     except Exception:  # a bug must not take the page down; the log keeps the details
         log.exception("answering failed")
-        msg = {"role": "assistant", "question": question, "error": "Something went wrong while answering; see the server log."}
+        msg = {
+            "role": "assistant",
+            "question": question,
+            "error": "Something went wrong while answering; see the server log.",
+        }
     # The streamed text may differ from the checked answer (renumbered, repaired): show only the latter.
     live.empty()
     return msg

@@ -15,7 +15,7 @@ from .types import Answer, Citation
 
 # Characters that HTML or Streamlit's Markdown (CommonMark + GFM, math, emoji shortcodes, `:color[..]`)
 # could interpret. Numeric entities decode back to the same characters when displayed.
-_SPECIAL = set('&<>"\'`*_[](){}#+-!|~$:\\=^@')
+_SPECIAL = set("&<>\"'`*_[](){}#+-!|~$:\\=^@")
 _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:^=")
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 _PARA_BREAK = re.compile(r"\n[ \t]*\n\s*")
@@ -93,7 +93,9 @@ def locate(text: str | None, start: int, end: int) -> str:
     where = f"characters {start:,}–{end:,}"
     if text is None or not 0 <= start <= len(text):
         return where
-    return f"paragraph {paragraph_number(text, start)} of {len(paragraph_starts(text))} · {where}"
+    first, last = paragraph_number(text, start), paragraph_number(text, max(start, end - 1))
+    paras = f"paragraph {first}" if first == last else f"paragraphs {first}–{last}"
+    return f"{paras} of {len(paragraph_starts(text))} · {where}"
 
 
 def answer_html(text: str) -> str:
@@ -132,7 +134,7 @@ def article_html(text: str, marks: Sequence[Mark]) -> str:
                 out.append(f'<sup class="{cls}" id="{_attr(m.anchor)}">{escape_text(m.label)}</sup>')
         piece = escape_text(text[a:b])
         active = [m for m in valid if m.start <= a and b <= m.end]
-        if active:
+        if active and text[a:b].strip():  # blank lines between paragraphs stay unhighlighted
             cls = "rag-mark rag-focus" if any(m.focused for m in active) else "rag-mark"
             labels = ", ".join(m.label for m in active)
             out.append(f'<mark class="{cls}" title="cited {escape_text(labels)}">{piece}</mark>')
@@ -164,7 +166,9 @@ def conversation_markdown(
         by_number = {c.number: c for c in ex.answer.citations}
         local: dict[int, int] = {}
 
-        def footnote(m: re.Match[str], by_number: dict[int, Citation] = by_number, local: dict[int, int] = local) -> str:
+        def footnote(
+            m: re.Match[str], by_number: dict[int, Citation] = by_number, local: dict[int, int] = local
+        ) -> str:
             number = int(m.group(1))
             cite = by_number.get(number)
             if cite is None:

@@ -68,7 +68,7 @@ def test_answer_with_citation_cards_matches_rag_query(env: Settings) -> None:
     assert any("rag-cite" in m and "&#91;1&#93;" in m for m in markdown)  # the inline [1] marker
     for cite in answer.citations:
         assert quote_html(cite.text) in markdown  # the card quotes the exact passage
-        assert any(m.startswith(f"**[{cite.number}]**") and "paragraph" in m for m in markdown)
+        assert any(m.startswith(f"**[{cite.number}]**") and " of " in m for m in markdown)
     assert len(_jump_buttons(at, 1)) == len(answer.citations)
     assert not at.error
 

@@ -87,7 +87,11 @@ def test_paragraphs_and_locate() -> None:
     assert paragraph_number(text, 0) == 1
     assert paragraph_number(text, text.index("still")) == 2
     assert paragraph_number(text, text.index("Third")) == 3
-    assert locate(text, text.index("Third"), len(text)) == f"paragraph 3 of 3 · characters {text.index('Third')}–{len(text)}"
+    assert (
+        locate(text, text.index("Third"), len(text))
+        == f"paragraph 3 of 3 · characters {text.index('Third')}–{len(text)}"
+    )
+    assert locate(text, 0, text.index("still")) == f"paragraphs 1–2 of 3 · characters 0–{text.index('still')}"
     assert locate(None, 5, 9) == "characters 5–9"
 
 

@@ -1,0 +1,274 @@
+"""End to end in a real browser: `streamlit run app.py` on a free 127.0.0.1 port, driven by Debian's Chromium
+through Playwright. Screenshots and measured times go to artifacts/ (gitignored)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+import rag
+from rag import Settings
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+QUESTION = "Why didn't Turkey align with the West?"
+INPUT = "[data-testid=stChatInputTextArea]"
+MESSAGE = "[data-testid=stChatMessage]"
+EVIL = """The Black Sea grain deal was signed in Istanbul in July 2022 under Turkish auspices. <script>window.__pwned = 1</script>
+
+# Not a heading **not bold** ![tracker](http://127.0.0.1:9/pixel.png) [click](javascript:window.__pwned=3) $x^2$ :red[red]
+
+<img src=x onerror="window.__pwned = 2"> </div></div></div><div style="position:fixed;inset:0;background:red">covered</div>
+
+<style>body { display: none !important; }</style> Ankara kept the Bosphorus straits open to grain ships all year.
+"""
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+    started: float
+    ready: float
+    log: Path
+
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)  # in CI the browser test must run, never skip
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@contextlib.contextmanager
+def _serve(tmp: Path, extra: dict[str, str]) -> Iterator[Server]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "CHROMA_"))}
+    env.update({"RAG_INDEX_DIR": str(tmp / "index"), **extra})
+    log = tmp / "streamlit.log"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    started = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() - started > 120:
+                pytest.fail(f"streamlit did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield Server(url, env, started, time.monotonic(), log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def extractive_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with _serve(tmp_path_factory.mktemp("browser-extractive"), {"RAG_PROVIDER": "extractive"}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser: Browser, server: Server) -> tuple[Page, float]:
+    """A new page on the app; returns it and the seconds from `streamlit run` to a usable chat input."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server.url)
+    page.wait_for_selector(INPUT, timeout=180_000)
+    # Usable = the starter questions are shown, which happens once the index and the model are loaded.
+    page.get_by_role("button", name=QUESTION).wait_for(timeout=300_000)
+    return page, time.monotonic() - server.started
+
+
+def _ask(page: Page, question: str, timeout_ms: int = 180_000) -> float | None:
+    """Type a question, wait for the finished answer; returns seconds until the first streamed text appeared."""
+    n = page.locator(MESSAGE).count()
+    page.evaluate(_WATCH_FIRST_TEXT, n + 1)
+    page.fill(INPUT, question)
+    page.keyboard.press("Enter")
+    answer = page.locator(MESSAGE).nth(n + 1)
+    # Finished: the answer footer (a caption), a refusal (alert) or an error (alert) is in the bubble.
+    answer.locator("[data-testid=stCaptionContainer], [data-testid=stAlert]").first.wait_for(timeout=timeout_ms)
+    first = page.evaluate("window.__firstText")
+    return None if first is None else float(first) / 1000
+
+
+# Records when the assistant bubble first shows text (streaming), in ms after the question was sent.
+_WATCH_FIRST_TEXT = """(index) => {
+  window.__firstText = null; const t0 = performance.now();
+  const check = () => {
+    const m = document.querySelectorAll('[data-testid=stChatMessage]')[index];
+    const c = m && m.querySelector('[data-testid=stChatMessageContent]');
+    if (c && c.innerText.trim().length > 0 && window.__firstText === null) window.__firstText = performance.now() - t0;
+  };
+  new MutationObserver(check).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def _screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.set_viewport_size({"width": 1280, "height": 1500})
+    time.sleep(0.5)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    return path
+
+
+def _record(name: str, values: dict[str, object]) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / "browser-timings.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = values
+    path.write_text(json.dumps(data, indent=2))
+    print(name, values)
+
+
+def _check_answer_and_article(page: Page, server: Server, question: str) -> rag.Answer:
+    """The marker, the cards quoting the exact passages, and the focused highlight in the article view."""
+    expected = rag.query(question, settings=server.settings())
+    assert expected.citations, "the app should answer the mission's question with citations"
+    bubble = page.locator(MESSAGE).nth(1)
+    assert "[1]" in bubble.locator(".rag-answer").inner_text()
+    assert "smart_toy" in bubble.inner_text()  # the assistant avatar's icon ligature: content is matched below
+    for cite in expected.citations:
+        card = bubble.locator(f".st-key-card-1-{cite.number}")
+        quote = " ".join(card.locator(".rag-quote").inner_text().split())
+        assert quote == " ".join(cite.text.split())
+        assert "paragraph" in card.inner_text()
+    bubble.get_by_role("button", name="Show in article").first.click()
+    focus = page.locator("mark.rag-focus").first
+    focus.wait_for(timeout=30_000)
+    page.wait_for_function("document.querySelector('mark.rag-focus').getBoundingClientRect().top < innerHeight")
+    assert " ".join(focus.inner_text().split()) == " ".join(expected.citations[0].text.split())
+    assert page.locator("sup.rag-label").count() == len(expected.citations)
+    return expected
+
+
+def test_mission_question_streams_cites_and_highlights(browser: Browser, extractive_server: Server) -> None:
+    page, usable = _open(browser, extractive_server)
+    first = _ask(page, QUESTION)
+    answer = _check_answer_and_article(page, extractive_server, QUESTION)
+    shot = _screenshot(page, "chat-article-extractive.png")
+    page.get_by_role("tab", name="Chat").click()
+    page.locator(".st-key-card-1-1").wait_for()
+    chat_shot = _screenshot(page, "chat-extractive.png")
+    _record("extractive", {"usable_page_s": round(usable, 2), "first_text_s": first, "citations": len(answer.citations),
+                           "screenshots": [str(shot), str(chat_shot)]})  # fmt: skip
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def evil_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("browser-evil")
+    doc = tmp / "evil.txt"
+    doc.write_text(EVIL, encoding="utf-8")
+    with _serve(tmp, {"RAG_PROVIDER": "extractive", "RAG_CORPUS_PATH": str(doc)}) as server:
+        yield server
+
+
+def test_document_markup_is_shown_as_text(browser: Browser, evil_server: Server) -> None:
+    page, _ = _open(browser, evil_server)
+    _ask(page, "Where was the Black Sea grain deal signed?")
+    page.get_by_role("tab", name="Article").click()
+    article = page.locator(".rag-article")
+    article.wait_for(timeout=30_000)
+    shown = article.inner_text()
+    for literal in ("<script>window.__pwned = 1</script>", "# Not a heading **not bold**", "![tracker](http://127.0.0.1:9/pixel.png)",
+                    '<img src=x onerror="window.__pwned = 2">', "</div></div></div>", "<style>body", "$x^2$ :red[red]"):  # fmt: skip
+        assert literal in shown
+    time.sleep(1)  # give any injected handler (onerror, script) its chance to run
+    assert page.evaluate("window.__pwned === undefined")
+    assert article.locator("script, img, a, style, div div, h1").count() == 0
+    # No layout break: the input and the article are still on screen, no injected style or overlay exists.
+    assert page.locator(INPUT).is_visible() and article.is_visible()
+    assert not page.evaluate(
+        "Array.from(document.querySelectorAll('style')).some(s => s.textContent.includes('display: none !important'))"
+    )
+    assert page.get_by_text("covered", exact=True).count() == 0
+    _screenshot(page, "article-markup-as-text.png")
+    page.get_by_role("tab", name="Chat").click()
+    for quote in page.locator(".rag-quote").all():
+        assert quote.locator("script, img, a, style").count() == 0
+    page.close()
+
+
+@pytest.mark.llm
+def test_local_model_answers_the_mission_question(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The default set-up (no key: the local model) end to end; records the first-token times."""
+    with _serve(tmp_path_factory.mktemp("browser-local"), {}) as server:
+        page, usable = _open(browser, server)
+        first = _ask(page, QUESTION, timeout_ms=420_000)
+        bubble = page.locator(MESSAGE).nth(1)
+        cards = bubble.locator(".rag-quote").count()
+        assert bubble.locator(".rag-answer").count() == 1 and cards >= 1  # answered, with cited passages
+        assert "Traceback" not in bubble.inner_text()
+        shot = _screenshot(page, "chat-local-model.png")
+        later = _ask(page, "What did Erdogan and Putin agree on in Sochi?", timeout_ms=420_000)
+        _record(
+            "local",
+            {
+                "usable_page_s": round(usable, 2),
+                "first_text_first_question_s": first,
+                "first_text_later_question_s": later,
+                "cards": cards,
+                "screenshot": str(shot),
+            },
+        )
+        page.close()
