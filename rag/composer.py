@@ -1,0 +1,213 @@
+"""Composing one answer: the refusal gate, the extractive answer, and the checked model answer.
+
+`Composer` holds what one question needs (settings, retriever, model, retrieved passages, the article's
+main names) so each step stays a short method. Answers leave here with final numbering and citations.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from collections.abc import Generator, Sequence
+from typing import Any
+
+from .citations import Numbering, render_sentence
+from .errors import ModelAuthError, ModelError, RagError
+from .extractive import Similarity, Unit, select
+from .extractive import near_duplicate as _near_duplicate
+from .gate import fits_question, refusal_before
+from .llm import ChatModel, Message
+from .prompts import render
+from .support import SupportChecker
+from .terms import main_names
+from .types import Answer, Passage, Timings
+from .verify import Checked, check_sentence, says_cant_tell, split_complete
+
+REFUSAL = "The article doesn't cover this: the retrieved passages don't answer the question."
+PROMPT_PASSAGES = 3
+_OPEN_QUESTION = re.compile(r"^\s*(why|how(?!\s+(much|many|long|old|far|big|large)\b)|in what way|explain)\b", re.I)
+PROMPT_CHARS = 1500  # ~375 tokens of passages: the local model reads ~65 tokens/s
+
+
+def refusal_text() -> str:
+    return REFUSAL
+
+
+class Composer:
+    def __init__(self, settings: Any, retriever: Any, model: ChatModel | None) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.model = model
+        self.question = ""
+        self.passages: list[Passage] = []
+        self.sources: list[str] = []
+        self.checker = SupportChecker()
+        self._started = 0.0
+        self._retrieved = 0.0
+        self._first: float | None = None
+
+    def start(self, standalone: str, passages: list[Passage], started: float) -> None:
+        self.question, self.passages, self._started = standalone, passages, started
+        self._retrieved = time.perf_counter() - started
+        seen = dict.fromkeys(p.source for p in passages)
+        self.sources = [self.retriever.source_text(s) for s in seen]
+        self.checker = SupportChecker(_main_names("\n".join(self.sources)))
+
+    # -- decisions -------------------------------------------------------------------------------------
+
+    def refuse_before(self) -> bool:
+        return not self.passages or refusal_before(self.question, self.sources, self.checker.allowed_names) is not None
+
+    def refusal(self, provider: str | None = None) -> Answer:
+        return self._answer(REFUSAL, Numbering(), refused=True, provider=provider)
+
+    # -- extractive ------------------------------------------------------------------------------------
+
+    def select_units(self) -> list[Unit]:
+        units = select(self.question, self.passages, similarity=self._similarity())
+        return units if units and fits_question(self.question, " ".join(u.text for u in units)) else []
+
+    def extractive(self) -> Generator[str, None, Answer]:
+        units = self.select_units()
+        if not units:
+            return self.refusal(provider="extractive")
+        numbering = Numbering()
+        text = " ".join(render_sentence(u.text, [self.passages[u.passage_index]], numbering) for u in units)
+        self._first = self._first or time.perf_counter() - self._started
+        yield text
+        return self._answer(text, numbering, provider="extractive")
+
+    # -- model -----------------------------------------------------------------------------------------
+
+    def generate(self) -> Generator[str, None, Answer]:
+        assert self.model is not None  # noqa: S101 - only called with a model
+        shown = self.passages[:PROMPT_PASSAGES]
+        numbering, cant_tell = Numbering(), False
+        kept: list[Checked] = []
+        try:
+            for sentence in self._sentences(self.model, answer_messages(self.question, shown)):
+                cant_tell = cant_tell or says_cant_tell(sentence)
+                checked = check_sentence(sentence, shown, self.checker)
+                if checked is None or _repeats(checked, kept):
+                    continue
+                kept.append(checked)
+                yield (" " if len(kept) > 1 else "") + render_sentence(checked.claim, checked.passages, numbering)
+        except ModelAuthError:
+            raise
+        except ModelError:
+            if not self.settings.fallback_extractive:
+                raise
+            return (yield from self.extractive())
+        claims = " ".join(c.claim for c in kept)
+        if kept and fits_question(self.question, claims):
+            for extra in self._supplement(kept):
+                kept.append(extra)
+                yield " " + render_sentence(extra.claim, extra.passages, numbering)
+            text = " ".join(render_sentence(c.claim, c.passages, numbering) for c in kept)
+            return self._answer(text, numbering)
+        if cant_tell and not kept:
+            return self.refusal()
+        return (yield from self.extractive())
+
+    def _supplement(self, kept: list[Checked]) -> list[Checked]:
+        """For an open question ("why ...") answered from one passage, one more verbatim sentence from another
+        retrieved passage, when it answers the question about as well as the best one."""
+        cited = {p for c in kept for p in c.passages}
+        if len(cited) >= 2 or not _OPEN_QUESTION.search(self.question):
+            return []
+        for unit in select(self.question, self.passages, similarity=self._similarity()):
+            passage = self.passages[unit.passage_index]
+            if passage not in cited and not any(_near_duplicate(unit.text, c.claim) for c in kept):
+                return [Checked(unit.text, (passage,))]
+        return []
+
+    def _sentences(self, model: ChatModel, messages: list[Message]) -> Generator[str, None, None]:
+        buffer = ""
+        for delta in model.stream(messages):
+            if self._first is None:
+                self._first = time.perf_counter() - self._started
+            buffer += delta
+            done, buffer = split_complete(buffer)
+            yield from done
+        if buffer.strip():
+            yield buffer.strip()
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _similarity(self) -> Similarity | None:
+        try:
+            from .embed import embed_passages, embed_query, get_embedder
+
+            embedder = get_embedder(self.settings)
+        except (RagError, ImportError):
+            return None
+
+        def similarity(question: str, texts: Sequence[str]) -> list[float]:
+            query = embed_query(embedder, question)
+            return [float(v @ query) for v in _unit_vectors(embedder, texts, embed_passages)]
+
+        return similarity
+
+    def _answer(self, text: str, numbering: Numbering, *, refused: bool = False, provider: str | None = None) -> Answer:
+        model = self.model
+        if provider is None:
+            provider = model.provider if model is not None else "extractive"
+        total = time.perf_counter() - self._started
+        return Answer(
+            text=text,
+            citations=[] if refused else numbering.citations(),
+            passages=list(self.passages),
+            refused=refused,
+            standalone_question=self.question,
+            provider=provider,
+            model=model.model if model is not None and provider != "extractive" else "",
+            timings=Timings(retrieve=self._retrieved, first_token=self._first, total=total),
+        )
+
+
+def answer_messages(question: str, passages: Sequence[Passage]) -> list[Message]:
+    """System: the constant rules (cached by llama.cpp). User: the numbered passages, then the question."""
+    blocks: list[str] = []
+    budget = PROMPT_CHARS
+    for i, p in enumerate(passages, 1):
+        text = " ".join(p.text.split())
+        if blocks and len(text) > budget:
+            break
+        blocks.append(f"[{i}] {text[: max(budget, 200)]}")
+        budget -= len(text)
+    return [
+        {"role": "system", "content": render("answer_system")},
+        {"role": "user", "content": render("answer_user", passages="\n\n".join(blocks), question=question)},
+    ]
+
+
+def _repeats(checked: Checked, kept: list[Checked]) -> bool:
+    return any(c.claim == checked.claim for c in kept)
+
+
+# Sentence vectors by (embedder, text): the same article's sentences come back question after question, and
+# embedding them is most of the extractive answer's time on this CPU.
+_VECTORS: dict[tuple[int, str], Any] = {}
+_VECTORS_LOCK = threading.Lock()
+_MAX_VECTORS = 20_000
+
+
+def _unit_vectors(embedder: Any, texts: Sequence[str], embed: Any) -> list[Any]:
+    owner = id(embedder)
+    with _VECTORS_LOCK:
+        found = {t: _VECTORS[(owner, t)] for t in texts if (owner, t) in _VECTORS}
+    missing = [t for t in dict.fromkeys(texts) if t not in found]
+    if missing:
+        found.update(zip(missing, embed(embedder, missing), strict=True))
+        with _VECTORS_LOCK:
+            if len(_VECTORS) > _MAX_VECTORS:
+                _VECTORS.clear()
+            _VECTORS.update({(owner, t): found[t] for t in missing})
+    return [found[t] for t in texts]
+
+
+@functools.lru_cache(maxsize=16)
+def _main_names(text: str) -> frozenset[str]:
+    return main_names(text)

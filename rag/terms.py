@@ -1,0 +1,122 @@
+"""Word-level text analysis shared by the support check, the refusal gate and the extractive answerer.
+
+Plain functions over strings: tokens, stems, numbers, names and sentence spans with exact offsets.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+import Stemmer
+
+# Hyphens and apostrophes split words, so "Turkish-Russian" yields two names and "Turkey's" yields "Turkey".
+_WORD = re.compile(r"[A-Za-z]+|\d+(?:[.,]\d+)*")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_POSSESSIVE = re.compile(r"['’]s\b")
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being below
+    between both but by can could did do does doing done down during each either else ever few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its itself just let me
+    more most much my myself no nor not now of off on once only or other our ours ourselves out over own per
+    quite rather same she should so some such than that the their theirs them themselves then there these they
+    this those through thus to too under until up upon us very via was we were what when where whether which
+    while who whom whose why will with within without would yet you your yours yourself s t d ll m re ve y
+    many one two like made make makes making get got say says said tell told way well even still since among
+    however moreover therefore although though despite given according mentioned stated state states
+    passage passages article author text answer question write writes wrote describe described explain
+    main kind sort thing things lot lots didn doesn don isn wasn aren weren hasn haven couldn wouldn shouldn""".split()  # noqa: SIM905
+)
+
+_stemmer = Stemmer.Stemmer("english")
+
+
+def words(text: str) -> list[str]:
+    """Word and number tokens, possessives removed, original case kept."""
+    return _WORD.findall(_POSSESSIVE.sub("", text))
+
+
+# The stemmer leaves irregular past tenses alone; questions use the present ("oversee") where text has "oversaw".
+_IRREGULAR = dict(
+    pair.split(":")
+    for pair in """saw:see oversaw:oversee led:lead won:win paid:pay took:take gave:give began:begin went:go met:meet
+    sought:seek brought:bring held:hold chose:choose grew:grow became:become fell:fall rose:rise spoke:speak
+    wrote:write thought:think found:find left:leave kept:keep sent:send built:build struck:strike bought:buy
+    sold:sell lost:lose drove:drive understood:understand undertook:undertake""".split()  # noqa: SIM905
+)
+
+
+@functools.lru_cache(maxsize=20_000)
+def stem(word: str) -> str:
+    lower = word.lower()
+    return str(_stemmer.stemWord(_IRREGULAR.get(lower, lower)))
+
+
+def content_stems(text: str) -> list[str]:
+    """Stems of the words that carry meaning (no stopwords, no single letters), in order."""
+    return [stem(w) for w in words(text) if len(w) > 1 and w.lower() not in STOPWORDS]
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers written with digits, thousands separators removed ("$1,200" -> "1200")."""
+    return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
+
+
+def names(text: str, first_words: bool = True) -> set[str]:
+    """Capitalised words (likely names), lowercased. A sentence's first word counts unless it looks like an
+    ordinary word put first ("Strengthening", "Expected"): "Greece launched ..." must be checked. Questions pass
+    first_words=False: their first word is an instruction ("List", "Summarize"), not a name."""
+    found: set[str] = set()
+    for sentence in re.split(r"(?<=[.!?;:])\s+|\n+", text):
+        for i, token in enumerate(words(sentence)):
+            if not token[0].isupper() or token.lower() in STOPWORDS:
+                continue
+            if i == 0 and (not first_words or _ORDINARY_START.search(token)):
+                continue
+            found.add(token.lower())
+    return found
+
+
+_ORDINARY_START = re.compile(r"(?:ing|ed|ly|ies|es|ment|tion|ness|ity)$")
+
+
+def main_names(source_text: str, min_count: int = 3) -> frozenset[str]:
+    """Names the article uses often ("Turkey", "Erdogan"): a sentence may name them where its passage says
+    "the two countries", so the name check allows them everywhere."""
+    counts: Counter[str] = Counter()
+    for token in words(source_text):
+        if token[0].isupper() and token.lower() not in STOPWORDS:
+            counts[token.lower()] += 1
+    return frozenset(name for name, n in counts.items() if n >= min_count)
+
+
+def stem_in(target: str, stems: Iterable[str]) -> bool:
+    """True when `target` is among `stems`, allowing a longer word that contains it ("realist" in
+    "unrealist") so negations and derivations still count as the same term."""
+    return any(s == target or (len(target) >= 4 and target in s) for s in stems)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, trimmed of surrounding whitespace; text[start:end] is exact."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        _append_trimmed(text, start, match.start(), spans)
+        start = match.end()
+    _append_trimmed(text, start, len(text), spans)
+    return spans
+
+
+def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        spans.append((start, end))
