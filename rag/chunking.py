@@ -77,8 +77,8 @@ def merge_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, 
     return units
 
 
-def _sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Sentence spans inside [start, end); pieces still longer than MAX_CHARS are cut at whitespace."""
+def _sentence_spans(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    """Sentence spans inside [start, end); pieces still longer than max_chars are cut at whitespace."""
     spans: list[tuple[int, int]] = []
     pos = start
     for match in _SENTENCE_END.finditer(text, start, end):
@@ -88,17 +88,17 @@ def _sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
         spans.append((pos, end))
     out: list[tuple[int, int]] = []
     for s, e in spans:
-        out.extend(_hard_split(text, s, e))
+        out.extend(_hard_split(text, s, e, max_chars))
     return out
 
 
-def _hard_split(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Cut a run-on sentence into pieces of at most MAX_CHARS, preferring whitespace."""
+def _hard_split(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    """Cut a run-on sentence into pieces of at most max_chars, preferring a space."""
     pieces: list[tuple[int, int]] = []
-    while end - start > MAX_CHARS:
-        cut = text.rfind(" ", start + MAX_CHARS // 2, start + MAX_CHARS)
+    while end - start > max_chars:
+        cut = text.rfind(" ", start + max_chars // 2, start + max_chars)
         if cut <= start:
-            cut = start + MAX_CHARS
+            cut = start + max_chars
         trimmed = _trim(text, start, cut)
         if trimmed:
             pieces.append(trimmed)
@@ -113,7 +113,7 @@ def split_long(text: str, start: int, end: int, max_chars: int = MAX_CHARS) -> l
     """Split one unit into about equal runs of whole sentences, each at most ~max_chars."""
     if end - start <= max_chars:
         return [(start, end)]
-    sentences = _sentence_spans(text, start, end)
+    sentences = _sentence_spans(text, start, end, max_chars)
     # Aim for equal parts so a long paragraph doesn't leave a one-sentence tail without context.
     parts = math.ceil((end - start) / max_chars)
     target = (end - start) / parts
