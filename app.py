@@ -29,6 +29,8 @@ PROVIDERS = {
     "extractive": "Extractive: quotes only, no language model",
 }
 NOT_COVERED = "The article doesn't cover this."
+HISTORY_TURNS = 10  # follow-ups need the recent conversation, not all of it
+INTERRUPTED = "The answer was interrupted before it was finished; ask again."
 CSS = """<style>
 .rag-answer, .rag-quote, .rag-article { white-space: pre-wrap; overflow-wrap: anywhere; }
 .rag-cite { color: #1565c0; font-weight: 600; font-size: 0.75em; }
@@ -130,9 +132,16 @@ def _chat_model(settings: Settings) -> Any:
     )
     try:
         return _load_chat_model(key, settings)
+    except rag.ModelAuthError as err:
+        st.error(str(err))
+    except rag.ModelError as err:
+        if not settings.fallback_extractive:
+            st.error(str(err))
+        else:  # answers still come, by quoting passages (rag falls back the same way)
+            st.warning(f"{err} Answering by quoting passages instead.", icon=":material/warning:")
     except RagError as err:
         st.error(str(err))
-        return None
+    return None
 
 
 def _build(where: Any, settings: Settings, *, rebuild: bool, label: str) -> None:
@@ -243,7 +252,8 @@ def _show_history(retriever: Any) -> None:
 
 def _history() -> list[Turn]:
     """Earlier answered exchanges, for follow-up questions (errors are not part of the conversation)."""
-    return [Turn(m["question"], m["answer"].text) for m in st.session_state.messages if "answer" in m]
+    turns = [Turn(m["question"], m["answer"].text) for m in st.session_state.messages if "answer" in m]
+    return turns[-HISTORY_TURNS:]
 
 
 def _ask(question: str, settings: Settings, retriever: Any, model: Any) -> None:
@@ -252,8 +262,13 @@ def _ask(question: str, settings: Settings, retriever: Any, model: Any) -> None:
     with st.chat_message("user"):
         st.markdown(render.escape_markdown(question))
     with st.chat_message("assistant"):
-        msg = _stream_answer(question, history, settings, retriever, model)
-        st.session_state.messages.append(msg)
+        msg: dict = {"role": "assistant", "question": question, "error": INTERRUPTED}
+        try:
+            msg = _stream_answer(question, history, settings, retriever, model)
+        finally:
+            # A click during streaming stops this run (Streamlit raises in the script); the transcript keeps
+            # a note rather than a question with no reply.
+            st.session_state.messages.append(msg)
         idx = len(st.session_state.messages) - 1
         if "answer" in msg and msg["answer"].citations:
             st.session_state.highlight = idx
@@ -378,9 +393,12 @@ def _show_article(retriever: Any) -> None:
     except RagError as err:
         st.error(str(err))
         return
-    if not marks:
+    spans = render.shown_spans(text, marks)
+    if spans != [(0, len(text))]:
+        st.caption(f"A long document ({len(text):,} characters): showing the paragraphs around the citations.")
+    elif not marks:
         st.caption("Passages cited in the chat are highlighted here.")
-    st.markdown(render.article_html(text, marks), unsafe_allow_html=True)
+    st.markdown(render.article_html(text, marks, spans), unsafe_allow_html=True)
     nonce = st.session_state.pop("scroll_once", 0)
     if nonce and st.session_state.focus:
         _scroll_to(st.session_state.focus, nonce)

@@ -7,6 +7,7 @@ byte of it goes through `escape_text` (HTML *and* Markdown specials become entit
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from .types import Answer, Citation
 _SPECIAL = set("&<>\"'`*_[](){}#+-!|~$:\\=^@")
 _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:^=")
 _MARKER = re.compile(r"\[(\d{1,3})\]")
+_GAP = '<span class="rag-gap">&#91;…&#93;&#10;&#10;</span>'
+ARTICLE_LIMIT = 150_000  # characters of a document shown whole in the article view
 _PARA_BREAK = re.compile(r"\n[ \t]*\n\s*")
 
 
@@ -115,32 +118,80 @@ def quote_html(text: str) -> str:
     return f'<blockquote class="rag-quote">{escape_text(text.strip())}</blockquote>'
 
 
-def article_html(text: str, marks: Sequence[Mark]) -> str:
-    """The whole text, escaped, paragraphs numbered in the margin, marked spans highlighted and labelled.
+def article_html(text: str, marks: Sequence[Mark], spans: Sequence[tuple[int, int]] | None = None) -> str:
+    """The text, escaped, paragraphs numbered in the margin, marked spans highlighted and labelled.
 
-    Overlapping marks are fine: the text is cut at every mark boundary and each piece is highlighted once.
+    Overlapping marks are fine: the text is cut at every boundary and each piece is highlighted once.
+    `spans` limits what is shown (see `shown_spans`); skipped stretches become a "[…]" gap.
     """
     valid = [m for m in marks if 0 <= m.start < m.end <= len(text)]
+    shown = [(max(a, 0), min(b, len(text))) for a, b in (spans or [(0, len(text))])]
     paras = paragraph_starts(text)
     para_no = {s: i for i, s in enumerate(paras, 1)}
-    cuts = sorted({0, len(text), *paras, *(m.start for m in valid), *(m.end for m in valid)})
+    bounds = {x for span in shown for x in span}
+    cuts = sorted({0, len(text), *paras, *bounds, *(m.start for m in valid), *(m.end for m in valid)})
     out: list[str] = []
+    gap = False
     for a, b in zip(cuts, cuts[1:], strict=False):
-        if a in para_no:
-            out.append(f'<span class="rag-para" title="paragraph {para_no[a]}">{para_no[a]}</span>')
-        for m in valid:
-            if m.start == a:
-                cls = "rag-label rag-focus" if m.focused else "rag-label"
-                out.append(f'<sup class="{cls}" id="{_attr(m.anchor)}">{escape_text(m.label)}</sup>')
-        piece = escape_text(text[a:b])
-        active = [m for m in valid if m.start <= a and b <= m.end]
-        if active and text[a:b].strip():  # blank lines between paragraphs stay unhighlighted
-            cls = "rag-mark rag-focus" if any(m.focused for m in active) else "rag-mark"
-            labels = ", ".join(m.label for m in active)
-            out.append(f'<mark class="{cls}" title="cited {escape_text(labels)}">{piece}</mark>')
-        else:
-            out.append(piece)
+        if not any(s <= a and b <= e for s, e in shown):
+            gap = True
+            continue
+        if gap:
+            out.append(_GAP)
+        gap = False
+        out.extend(_piece(text, a, b, valid, para_no))
+    if gap:
+        out.append(_GAP)
     return f'<div class="rag-article">{"".join(out)}</div>'
+
+
+def _piece(text: str, a: int, b: int, marks: Sequence[Mark], para_no: dict[int, int]) -> list[str]:
+    out = []
+    if a in para_no:
+        out.append(f'<span class="rag-para" title="paragraph {para_no[a]}">{para_no[a]}</span>')
+    for m in marks:
+        if m.start == a:
+            cls = "rag-label rag-focus" if m.focused else "rag-label"
+            out.append(f'<sup class="{cls}" id="{_attr(m.anchor)}">{escape_text(m.label)}</sup>')
+    piece = escape_text(text[a:b])
+    active = [m for m in marks if m.start <= a and b <= m.end]
+    if active and text[a:b].strip():  # blank lines between paragraphs stay unhighlighted
+        cls = "rag-mark rag-focus" if any(m.focused for m in active) else "rag-mark"
+        labels = ", ".join(m.label for m in active)
+        out.append(f'<mark class="{cls}" title="cited {escape_text(labels)}">{piece}</mark>')
+    else:
+        out.append(piece)
+    return out
+
+
+def shown_spans(text: str, marks: Sequence[Mark], limit: int = ARTICLE_LIMIT) -> list[tuple[int, int]]:
+    """What of a document to show: all of it when short; else the paragraphs around each mark (one either side),
+    each stretch at most `limit` characters, or the opening when nothing is marked. A browser can't lay out
+    megabytes of text in one element, and a long document is read through its citations anyway."""
+    if len(text) <= limit:
+        return [(0, len(text))]
+    starts = paragraph_starts(text) or [0]
+    bounds = [*starts, len(text)]
+    spans = []
+    for m in marks:
+        if not 0 <= m.start < m.end <= len(text):
+            continue
+        first = max(bisect.bisect_right(starts, m.start) - 2, 0)
+        last = min(bisect.bisect_right(starts, m.end - 1) + 1, len(bounds) - 1)
+        a, b = bounds[first], bounds[last]
+        if b - a > limit:
+            a, b = max(a, m.start - limit // 2), min(b, m.end + limit // 2)
+        spans.append((a, b))
+    if not spans:
+        return [(0, limit)]
+    spans.sort()
+    merged = [spans[0]]
+    for a, b in spans[1:]:
+        if a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 def _attr(value: str) -> str:

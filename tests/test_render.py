@@ -21,6 +21,7 @@ from rag.render import (
     paragraph_number,
     paragraph_starts,
     rewritten,
+    shown_spans,
 )
 
 TRICKS = "<script>window.__pwned=1</script> **bold** # head ![x](http://127.0.0.1/x.png) $x$ :red[r] [a](javascript:x)"
@@ -171,3 +172,19 @@ def test_rewritten_ignores_trivial_differences() -> None:
     assert not rewritten("why didn't Turkey align with the West", "Why didn't Turkey  align with the West?")
     assert rewritten("And Russia?", "Why did Russia want closer ties with Turkey?")
     assert not rewritten("And Russia?", "")
+
+
+def test_long_documents_show_the_cited_paragraphs_only() -> None:
+    paras = [f"Paragraph {i} " + "word " * 50 for i in range(1, 401)]
+    text = "\n\n".join(paras)
+    start = text.index("Paragraph 200 ")
+    mark = Mark("[1]", start, start + 20, "cite-1-1")
+    assert shown_spans(text, [mark], limit=len(text)) == [(0, len(text))]
+    spans = shown_spans(text, [mark], limit=5000)
+    assert spans == [(text.index("Paragraph 199 "), text.index("Paragraph 202 "))]
+    parsed = _parse(article_html(text, [mark], spans))
+    shown = "".join(parsed.text)
+    assert "Paragraph 199 " in shown and "Paragraph 201 " in shown and "Paragraph 202 " not in shown
+    assert "[…]" in shown and "".join(parsed.marked) == text[start : start + 20]
+    assert 'title="paragraph 200"' in article_html(text, [mark], spans)
+    assert shown_spans(text, [], limit=5000) == [(0, 5000)]
