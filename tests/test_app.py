@@ -106,6 +106,15 @@ def test_errors_are_shown_and_the_app_keeps_working(env: Settings) -> None:
     assert len(at.error) == 1  # the earlier error stays in the transcript, nothing new
 
 
+@pytest.mark.parametrize("question", ["What\x00 is this?", "Why\x1b[31m red?", "   \n\t "])
+def test_bad_questions_are_error_messages(env: Settings, question: str) -> None:
+    with pytest.raises(rag.InputError) as raised:
+        rag.query(question, settings=env)
+    at = _ask(_app(), question)
+    assert [e.value for e in at.error] == [str(raised.value)]
+    assert "answer" not in at.session_state["messages"][-1]
+
+
 def test_bad_setting_is_an_error_message(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_TOP_K", "many")
     at = AppTest.from_file(APP, default_timeout=120)

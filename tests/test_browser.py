@@ -85,13 +85,15 @@ def chromium() -> str:
 
 
 @contextlib.contextmanager
-def _serve(tmp: Path, extra: dict[str, str]) -> Iterator[Server]:
+def _serve(tmp: Path, extra: dict[str, str], *, address: str | None = "127.0.0.1") -> Iterator[Server]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "CHROMA_"))}
     env.update({"RAG_INDEX_DIR": str(tmp / "index"), **extra})
     log = tmp / "streamlit.log"
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
+           "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    if address:
+        cmd += ["--server.address", address]
     started = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -272,3 +274,30 @@ def test_local_model_answers_the_mission_question(browser: Browser, tmp_path_fac
             },
         )
         page.close()
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses (hex, as the kernel shows them) of sockets listening on `port`."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in list(f)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                addr, hexport = local.split(":")
+                if state == "0A" and int(hexport, 16) == port:
+                    found.add(addr)
+    return found
+
+
+@pytest.mark.server
+def test_binds_to_loopback_unless_told_otherwise(tmp_path: Path) -> None:
+    """A plain `streamlit run app.py` (no address flag) listens on 127.0.0.1 only; so does `make run`."""
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("needs Linux /proc/net/tcp")
+    with _serve(tmp_path, {"RAG_PROVIDER": "extractive"}, address=None) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        addresses = _listening(port)
+    loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+    assert addresses and addresses <= loopback, addresses
+    dry_run = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "--server.address 127.0.0.1" in dry_run
