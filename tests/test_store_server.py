@@ -1,0 +1,70 @@
+"""Server mode against a real `chroma run` process, and an unreachable or silent server."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.errors import StoreUnavailableError
+from rag.ingest import build_index
+from rag.retrieve import Retriever, open_retriever, retrieve
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def server_settings(chroma_server: tuple[str, int], tmp_path: Path) -> Settings:
+    host, port = chroma_server
+    name = f"srv-{tmp_path.name[-20:]}".replace("_", "-")
+    return Settings(index_dir=tmp_path / "lock", chroma_host=host, chroma_port=port, collection=name[:40])
+
+
+def test_article_index_and_retrieval_in_server_mode(server_settings: Settings) -> None:
+    stats = build_index(settings=server_settings)
+    assert stats.built and stats.documents == 1 and stats.passages >= 20
+    assert not build_index(settings=server_settings).built  # idempotent on the server too
+
+    passages = retrieve("What did Erdogan and Putin agree on in Sochi?", 3, settings=server_settings)
+    retriever = open_retriever(server_settings)
+    assert "agreed in Sochi" in passages[0].text
+    for p in passages:  # the source text lives on the server, so citations work without local files
+        assert retriever.source_text(p.source)[p.start : p.end] == p.text
+    assert not (server_settings.index_dir / "chroma.sqlite3").exists()
+
+
+def test_open_retriever_follows_a_rebuild_on_the_server(server_settings: Settings, tmp_path: Path) -> None:
+    doc = tmp_path / "doc.txt"
+    doc.write_text("The lighthouse keeper counted ships every morning before breakfast.", encoding="utf-8")
+    build_index([doc], settings=server_settings)
+    retriever = Retriever(server_settings)
+    assert "lighthouse" in retriever.retrieve("ships", 1)[0].text
+
+    doc.write_text("The miller pressed sour apples into cider for the whole village.", encoding="utf-8")
+    # Another "process": its own settings object and a fresh build pointer switch on the same server.
+    build_index([doc], settings=dataclasses.replace(server_settings, top_k=3))
+    assert "cider" in retriever.retrieve("apples", 1)[0].text
+
+
+def test_unreachable_server_names_host_and_port(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens here
+    settings = Settings(index_dir=tmp_path, chroma_host="127.0.0.1", chroma_port=port, chroma_timeout=2.0)
+    with pytest.raises(StoreUnavailableError, match=f"127.0.0.1:{port}"):
+        build_index(settings=settings)
+    with pytest.raises(StoreUnavailableError, match=f"127.0.0.1:{port}"):
+        retrieve("Sochi", settings=settings)
+
+
+def test_silent_server_times_out_instead_of_hanging(tmp_path: Path) -> None:
+    # Accepts TCP connections (the kernel's backlog) but never answers: the client must give up on its own.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        settings = Settings(index_dir=tmp_path, chroma_host="127.0.0.1", chroma_port=port, chroma_timeout=1.0)
+        with pytest.raises(StoreUnavailableError, match=f"127.0.0.1:{port}"):
+            open_retriever(settings)
