@@ -7,6 +7,7 @@ Run with `make run` (binds 127.0.0.1). Document and answer text are data: they r
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -281,8 +282,13 @@ def _stream_answer(question: str, history: list[Turn], settings: Settings, retri
     live = st.empty()
     try:
         stream = rag.query_stream(question, history=history, settings=settings, retriever=retriever, model=model)
+        deltas = render.escape_stream(stream)
         with live.container():
-            st.write_stream(render.escape_stream(stream))
+            # The first checked sentence can take a while on a laptop: say what is happening meanwhile.
+            with st.spinner("Reading the article and writing the answer…"):
+                first = next(deltas, None)
+            if first is not None:
+                st.write_stream(itertools.chain([first], deltas))
         msg: dict = {"role": "assistant", "question": question, "answer": stream.answer}
     except RagError as err:
         msg = {"role": "assistant", "question": question, "error": str(err)}

@@ -148,6 +148,7 @@ def _ask(page: Page, question: str, timeout_ms: int = 180_000) -> float | None:
     # Finished: the answer footer (a caption), a refusal (alert) or an error (alert) is in the bubble.
     answer.locator("[data-testid=stCaptionContainer], [data-testid=stAlert]").first.wait_for(timeout=timeout_ms)
     first = page.evaluate("window.__firstText")
+    print("first text seen:", page.evaluate("window.__firstSeen"))
     return None if first is None else float(first) / 1000
 
 
@@ -156,8 +157,11 @@ _WATCH_FIRST_TEXT = """(index) => {
   window.__firstText = null; const t0 = performance.now();
   const check = () => {
     const m = document.querySelectorAll('[data-testid=stChatMessage]')[index];
-    const c = m && m.querySelector('[data-testid=stChatMessageContent]');
-    if (c && c.innerText.trim().length > 0 && window.__firstText === null) window.__firstText = performance.now() - t0;
+    if (!m || window.__firstText !== null) return;
+    // Answer text, not the spinner shown while waiting for it.
+    const texts = Array.from(m.querySelectorAll('[data-testid=stMarkdownContainer]')).filter(e => !e.closest('[data-testid=stSpinner]'));
+    const shown = texts.filter(e => e.innerText.trim().length > 0);
+    if (shown.length) { window.__firstText = performance.now() - t0; window.__firstSeen = shown[0].innerText.slice(0, 80); }
   };
   new MutationObserver(check).observe(document.body, {subtree: true, childList: true, characterData: true});
 }"""
