@@ -168,3 +168,14 @@ def test_sidebar_shows_provider_and_index(env: Settings) -> None:
     sidebar = " ".join(m.value for m in at.sidebar.markdown) + " ".join(c.value for c in at.sidebar.caption)
     assert "Extractive" in sidebar
     assert "passages" in sidebar and "Embeddings" in sidebar
+
+
+def test_rebuild_keeps_the_conversation(env: Settings) -> None:
+    at = _ask(_app(), QUESTION)
+    before = at.session_state["messages"]
+    next(b for b in at.sidebar.button if b.label == "Rebuild index").click().run()
+    assert not at.exception and not at.error
+    assert [s.value for s in at.sidebar.success] == ["Index rebuilt."]
+    assert at.session_state["messages"] == before
+    _ask(at, "What did Erdogan and Putin agree on in Sochi?")  # the rebuilt index answers
+    assert at.session_state["messages"][3]["answer"].citations

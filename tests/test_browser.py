@@ -212,6 +212,11 @@ def test_mission_question_streams_cites_and_highlights(browser: Browser, extract
     first = _ask(page, QUESTION)
     answer = _check_answer_and_article(page, extractive_server, QUESTION)
     shot = _screenshot(page, "chat-article-extractive.png")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download as Markdown").click()
+    markdown = Path(download.value.path()).read_text(encoding="utf-8")
+    assert QUESTION in markdown and "[^1]" in markdown
+    assert " ".join(answer.citations[0].text.split()) in markdown  # footnotes quote the passages
     page.get_by_role("tab", name="Chat").click()
     page.locator(".st-key-card-1-1").wait_for()
     chat_shot = _screenshot(page, "chat-extractive.png")
