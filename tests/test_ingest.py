@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from rag import store
 from rag.config import Settings
-from rag.errors import IndexBusyError, IndexCorruptError, SourceError
+from rag.errors import IndexBusyError, IndexCorruptError, ModelAuthError, SourceError
 from rag.ingest import build_index, build_lock, source_id
 from rag.retrieve import Retriever, open_retriever
 
@@ -168,3 +172,78 @@ def test_each_document_gets_exact_offsets(tmp_path: Path, settings: Settings) ->
     for question in ("ships", "apples", "notebook", "cider"):
         for p in retriever.retrieve(question, 4):
             assert retriever.source_text(p.source)[p.start : p.end] == p.text
+
+
+class _Embeddings(BaseHTTPRequestHandler):
+    """`POST /v1/embeddings` like OpenAI: a 64-d hashed bag of words per input (401 for a wrong key)."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.headers.get("Authorization") != "Bearer test-key":
+            self._reply(401, {"error": {"message": "Incorrect API key", "type": "invalid_request_error"}})
+            return
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": _bag(t)} for i, t in enumerate(inputs)]
+        self._reply(
+            200,
+            {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}},
+        )
+
+    def _reply(self, status: int, payload: dict[str, object]) -> None:
+        raw = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _bag(text: str) -> list[float]:
+    vector = [0.0] * 64
+    for word in text.lower().split():
+        vector[sum(map(ord, word.strip(".,?"))) % 64] += 1.0
+    return vector
+
+
+@pytest.fixture(scope="module")
+def embeddings_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Embeddings)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_embedding_models_never_share_a_build(tmp_path: Path, settings: Settings, embeddings_url: str) -> None:
+    doc = _write(tmp_path / "doc.txt", FIRST + "\n\n" + SECOND)
+    remote = dataclasses.replace(
+        settings, embed_provider="openai", openai_base_url=embeddings_url, openai_api_key="test-key", max_retries=0
+    )
+    local_stats = build_index([doc], settings=settings)
+    remote_stats = build_index([doc], settings=remote)
+
+    assert remote_stats.built and remote_stats.embed_model == "openai/text-embedding-3-small"
+    assert remote_stats.collection != local_stats.collection
+    assert not build_index([doc], settings=settings).built  # the local build is untouched and current
+    # 64-d and 384-d vectors each query their own build.
+    assert "cider" in Retriever(remote).retrieve("cider miller", 1)[0].text
+    assert "cider" in Retriever(settings).retrieve("Who made cider?", 1)[0].text
+
+
+def test_rejected_embedding_key_is_a_clear_error(tmp_path: Path, settings: Settings, embeddings_url: str) -> None:
+    doc = _write(tmp_path / "doc.txt", FIRST)
+    wrong = dataclasses.replace(
+        settings,
+        embed_provider="openai",
+        openai_base_url=embeddings_url,
+        openai_api_key="sk-wrong-secret",
+        max_retries=0,
+    )
+    with pytest.raises(ModelAuthError) as err:
+        build_index([doc], settings=wrong)
+    assert "sk-wrong-secret" not in str(err.value)
+    assert _builds(wrong) == set()  # nothing half-built left behind
