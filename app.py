@@ -10,6 +10,7 @@ import dataclasses
 import itertools
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -23,13 +24,7 @@ STARTERS = (
     "What trade volume target did the two presidents set?",
     "Where do Turkey and Russia compete?",
 )
-PROVIDERS = {
-    "local": "Local model (llama.cpp, offline)",
-    "openai": "OpenAI",
-    "openai-compatible": "OpenAI-compatible server",
-    "extractive": "Extractive: quotes only, no language model",
-}
-NOT_COVERED = "The article doesn't cover this."
+ALL = -1  # "highlight the citations of every answer"
 HISTORY_TURNS = 10  # follow-ups need the recent conversation, not all of it
 INTERRUPTED = "The answer was interrupted before it was finished; ask again."
 CSS = """<style>
@@ -172,10 +167,10 @@ def _show_status(box: Any, settings: Settings, retriever: Any, model: Any) -> No
     with box:
         st.subheader("Answering with")
         if model is not None:
-            st.markdown(f"**{PROVIDERS.get(model.provider, model.provider)}**")
+            st.markdown(f"**{render.provider_label(model.provider)}**")
             st.caption(render.escape_markdown(str(model.model)))
         elif settings.resolved_provider == "extractive":
-            st.markdown(f"**{PROVIDERS['extractive']}**")
+            st.markdown(f"**{render.provider_label('extractive')}**")
         else:
             st.caption("The language model is not loaded (see the message on the page).")
         st.subheader("Index")
@@ -186,7 +181,7 @@ def _show_status(box: Any, settings: Settings, retriever: Any, model: Any) -> No
         st.markdown(f"{stats.documents} document(s), {stats.passages} passages")
         st.caption(render.escape_markdown(f"Embeddings: {stats.embed_model}"))
         if stats.built_at:
-            st.caption(render.escape_markdown(f"Built: {stats.built_at}"))
+            st.caption(render.escape_markdown(f"Built: {render.when(stats.built_at)}"))
 
 
 def _rebuild_button(box: Any, settings: Settings) -> None:
@@ -312,20 +307,18 @@ def _show_assistant(msg: dict, idx: int, source_text: Callable[[str], str | None
     if render.rewritten(msg["question"], answer.standalone_question):
         st.caption("Searched for: " + render.escape_markdown(answer.standalone_question))
     if answer.refused:
-        text = answer.text.strip()
-        body = NOT_COVERED if not text or text == NOT_COVERED else f"{NOT_COVERED} {text}"
-        st.info(render.escape_markdown(body), icon=":material/search_off:")
+        st.info(render.escape_markdown(render.refusal_text(answer.text)), icon=":material/search_off:")
         return
     st.markdown(render.answer_html(answer.text), unsafe_allow_html=True)
     for cite in answer.citations:
         _citation_card(cite, idx, source_text)
-    st.caption(render.escape_markdown(_answer_footer(answer)))
+    st.caption(render.escape_markdown(render.answer_footer(answer)))
 
 
 def _citation_card(cite: Any, idx: int, source_text: Callable[[str], str | None]) -> None:
     with st.container(border=True, key=f"card-{idx}-{cite.number}"):
         where = render.locate(source_text(cite.source), cite.start, cite.end)
-        st.markdown(f"**[{cite.number}]** " + render.escape_markdown(f"{cite.source} · {where}"))
+        st.markdown(f"**[{cite.number}]** " + render.escape_markdown(f"{Path(cite.source).name} · {where}"))
         st.markdown(render.quote_html(cite.text), unsafe_allow_html=True)
         st.button(
             "Show in article",
@@ -335,16 +328,6 @@ def _citation_card(cite: Any, idx: int, source_text: Callable[[str], str | None]
             on_click=_jump,
             args=(idx, cite.number, cite.source),
         )
-
-
-def _answer_footer(answer: Answer) -> str:
-    parts = [PROVIDERS.get(answer.provider, answer.provider).split(":")[0]]
-    if answer.model:
-        parts.append(answer.model)
-    if answer.timings.first_token is not None:
-        parts.append(f"first words after {answer.timings.first_token:.1f} s")
-    parts.append(f"{answer.timings.total:.1f} s in all")
-    return " · ".join(p for p in parts if p)
 
 
 def _jump(idx: int, number: int, source: str) -> None:
@@ -419,16 +402,20 @@ def _pick_source(sources: list[str]) -> str:
 
 
 def _pick_answer(answered: list[int]) -> int | None:
+    """Which answer's citations to highlight: one answer (default: the latest) or ALL of them."""
     if not answered:
         return None
-    if st.session_state.highlight not in answered:
+    options = [*answered, ALL] if len(answered) > 1 else answered
+    if st.session_state.highlight not in options:
         st.session_state.highlight = answered[-1]
     messages = st.session_state.messages
     choice = st.selectbox(
         "Highlight the passages cited in",
-        answered,
-        index=answered.index(st.session_state.highlight),
-        format_func=lambda i: f"Answer {answered.index(i) + 1}: {messages[i]['question'][:80]}",
+        options,
+        index=options.index(st.session_state.highlight),
+        format_func=lambda i: (
+            "All answers" if i == ALL else f"Answer {answered.index(i) + 1}: {messages[i]['question'][:80]}"
+        ),
     )
     if choice != st.session_state.highlight:
         st.session_state.highlight = choice
@@ -436,21 +423,22 @@ def _pick_answer(answered: list[int]) -> int | None:
     return int(choice)
 
 
-def _marks(idx: int | None, source: str) -> list[render.Mark]:
-    if idx is None:
+def _marks(chosen: int | None, source: str) -> list[render.Mark]:
+    """Marks for the chosen answer's citations, numbered as in its text ([2]); for all answers, [answer.n]."""
+    if chosen is None:
         return []
-    answer: Answer = st.session_state.messages[idx]["answer"]
-    return [
-        render.Mark(
-            label=f"[{c.number}]",
-            start=c.start,
-            end=c.end,
-            anchor=_anchor(idx, c.number),
-            focused=st.session_state.focus == _anchor(idx, c.number),
-        )
-        for c in answer.citations
-        if c.source == source
-    ]
+    answered = [i for i, m in enumerate(st.session_state.messages) if "answer" in m]
+    marks = []
+    for k, idx in enumerate(answered, 1):
+        if chosen not in (idx, ALL):
+            continue
+        for c in st.session_state.messages[idx]["answer"].citations:
+            if c.source != source:
+                continue
+            label = f"[{k}.{c.number}]" if chosen == ALL else f"[{c.number}]"
+            anchor = _anchor(idx, c.number)
+            marks.append(render.Mark(label, c.start, c.end, anchor, focused=st.session_state.focus == anchor))
+    return marks
 
 
 def _scroll_to(anchor: str, nonce: int) -> None:

@@ -11,6 +11,7 @@ import bisect
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from .types import Answer, Citation
 
@@ -22,6 +23,15 @@ _MARKER = re.compile(r"\[(\d{1,3})\]")
 _GAP = '<span class="rag-gap">&#91;…&#93;&#10;&#10;</span>'
 ARTICLE_LIMIT = 150_000  # characters of a document shown whole in the article view
 _PARA_BREAK = re.compile(r"\n[ \t]*\n\s*")
+
+
+NOT_COVERED = "The article doesn't cover this."
+PROVIDER_LABELS = {
+    "local": "Local model (llama.cpp, offline)",
+    "openai": "OpenAI",
+    "openai-compatible": "OpenAI-compatible server",
+    "extractive": "Extractive: quotes only, no language model",
+}
 
 
 @dataclass(frozen=True)
@@ -255,3 +265,36 @@ def _differs(a: str, b: str) -> bool:
 def rewritten(question: str, standalone: str) -> bool:
     """True when retrieval used a rewritten question worth showing (not just the same words)."""
     return bool(standalone.strip()) and _differs(standalone, question)
+
+
+def provider_label(provider: str) -> str:
+    return PROVIDER_LABELS.get(provider, provider)
+
+
+def refusal_text(text: str) -> str:
+    """What a refusal says: always the plain 'doesn't cover this', plus the reason given, never twice."""
+    text = _one_line(text)
+    if text.casefold().startswith(NOT_COVERED.rstrip(".").casefold()):
+        return text
+    return f"{NOT_COVERED} {text}".strip()
+
+
+def answer_footer(answer: Answer) -> str:
+    """Who answered and how long it took: 'Local model · qwen… · first words after 2.1 s · 4.0 s in all'."""
+    parts = [provider_label(answer.provider).split(":")[0].split(" (")[0], answer.model]
+    if answer.timings.first_token is not None:
+        parts.append(f"first words after {answer.timings.first_token:.1f} s")
+    parts.append(f"{answer.timings.total:.1f} s in all")
+    return " · ".join(p for p in parts if p)
+
+
+def when(iso: str) -> str:
+    """'2026-11-23T22:10:44+00:00' as '2026-11-23 22:10 UTC'; anything unparsable as given."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M")

@@ -179,3 +179,16 @@ def test_rebuild_keeps_the_conversation(env: Settings) -> None:
     assert at.session_state["messages"] == before
     _ask(at, "What did Erdogan and Putin agree on in Sochi?")  # the rebuilt index answers
     assert at.session_state["messages"][3]["answer"].citations
+
+
+def test_article_view_can_highlight_every_answer(env: Settings) -> None:
+    at = _ask(_ask(_app(), QUESTION), "What did Erdogan and Putin agree on in Sochi?")
+    first, second = (at.session_state["messages"][i]["answer"] for i in (1, 3))
+    at.button(key=f"jump-3-{second.citations[0].number}").click().run()
+    article = next(m for m in _markdown(at) if m.startswith('<div class="rag-article">'))
+    assert article.count('class="rag-label') == len(second.citations)  # the chosen answer's citations
+    at.selectbox[0].set_value(-1).run()  # "All answers"
+    article = next(m for m in _markdown(at) if m.startswith('<div class="rag-article">'))
+    labels = {f"&#91;1.{c.number}&#93;" for c in first.citations} | {f"&#91;2.{c.number}&#93;" for c in second.citations}
+    assert all(label in article for label in labels)
+    assert article.count('class="rag-label') == len(first.citations) + len(second.citations)

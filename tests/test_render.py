@@ -8,10 +8,11 @@ from html.parser import HTMLParser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag import Answer, Citation
+from rag import Answer, Citation, Timings
 from rag.render import (
     Exchange,
     Mark,
+    answer_footer,
     answer_html,
     article_html,
     conversation_markdown,
@@ -20,8 +21,10 @@ from rag.render import (
     locate,
     paragraph_number,
     paragraph_starts,
+    refusal_text,
     rewritten,
     shown_spans,
+    when,
 )
 
 TRICKS = "<script>window.__pwned=1</script> **bold** # head ![x](http://127.0.0.1/x.png) $x$ :red[r] [a](javascript:x)"
@@ -188,3 +191,23 @@ def test_long_documents_show_the_cited_paragraphs_only() -> None:
     assert "[…]" in shown and "".join(parsed.marked) == text[start : start + 20]
     assert 'title="paragraph 200"' in article_html(text, [mark], spans)
     assert shown_spans(text, [], limit=5000) == [(0, 5000)]
+
+
+def test_refusal_text_never_repeats_itself() -> None:
+    assert refusal_text("") == "The article doesn't cover this."
+    assert refusal_text("The article doesn't cover this: no passage matches.") == (
+        "The article doesn't cover this: no passage matches."
+    )
+    assert refusal_text("Nothing about pizza.") == "The article doesn't cover this. Nothing about pizza."
+
+
+def test_answer_footer_names_provider_model_and_times() -> None:
+    answer = Answer(text="x", provider="local", model="qwen", timings=Timings(0.1, 2.25, 4.0))
+    assert answer_footer(answer) == "Local model · qwen · first words after 2.2 s · 4.0 s in all"
+    assert answer_footer(Answer(text="x", provider="extractive")) == "Extractive · 0.0 s in all"
+
+
+def test_when_formats_build_times() -> None:
+    assert when("2026-11-23T22:10:44+00:00") == "2026-11-23 22:10 UTC"
+    assert when("2026-11-23T23:10:44+01:00") == "2026-11-23 22:10 UTC"
+    assert when("not a time") == "not a time"
