@@ -156,7 +156,8 @@ def cold_runs(index_dir: Path, provider: str, questions: Sequence[str], runs: in
     """`runs` fresh processes (question pairs rotate through `questions`); stage and answer figures.
 
     Keys: cold_start_s (spawn to ready), cold_first_answer_s, cold_<stage>_s, ttft_* / total_* for the
-    first question, second_ttft_* for the second (prompt cache warm), peak_rss_mb.
+    first question, second_ttft_* for the second (prompt cache warm), peak_rss_mb; answer keys are
+    prefixed with the provider's name unless it is the local model.
     """
     results = [
         _spawn(index_dir, provider, [questions[(2 * i) % len(questions)], questions[(2 * i + 1) % len(questions)]],
@@ -170,8 +171,10 @@ def cold_runs(index_dir: Path, provider: str, questions: Sequence[str], runs: in
         figures.update(pct(f"cold_{stage}", [r["stages"][stage] for r in results if stage in r["stages"]], "s"))
     first_answer = [r["ready_at"] - r["spawned_at"] + r["answers"][0]["total"] for r in results]
     figures.update(pct("cold_first_answer", first_answer, "s"))
-    figures.update(_answer_figures("", [r["answers"][0] for r in results]))
-    figures.update(_answer_figures("second_", [r["answers"][1] for r in results if len(r["answers"]) > 1]))
+    # The headline keys (ttft_p50_s, ...) are the local model's; other providers get their name as prefix.
+    prefix = "" if provider == "local" else f"{provider}_"
+    figures.update(_answer_figures(prefix, [r["answers"][0] for r in results]))
+    figures.update(_answer_figures(f"{prefix}second_", [r["answers"][1] for r in results if len(r["answers"]) > 1]))
     figures["peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in results), 1)
     figures["cold_start_s"] = figures["cold_start_p50_s"]
     return figures

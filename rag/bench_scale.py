@@ -54,7 +54,8 @@ def synthetic_corpus(n: int, vocabulary: Sequence[str], queries: int, seed: int 
     ranks = (rng.zipf(1.2, size=(n, WORDS_PER_PASSAGE)) - 1) % len(words)
     texts = [" ".join(row) + "." for row in words[ranks]]
     # Queries use mid-frequency words, like the content words of a real question.
-    q_ranks = rng.integers(10, min(len(words), 400), size=(queries, QUERY_WORDS))
+    high = min(len(words), 400)
+    q_ranks = rng.integers(min(10, high // 2), high, size=(queries, QUERY_WORDS))
     query_texts = [" ".join(row) + "?" for row in words[q_ranks]]
     return SyntheticCorpus(texts, _unit_rows(rng, n), query_texts, _unit_rows(rng, queries))
 
