@@ -124,7 +124,10 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"RAG_{name.upper()} must be a positive number.")
     if s.top_k > 50:
         raise ConfigError("RAG_TOP_K must be at most 50.")
-    if s.max_retries < 0 or s.request_timeout <= 0 or s.chroma_timeout <= 0:
-        raise ConfigError("RAG_MAX_RETRIES must be >= 0 and the timeouts must be positive.")
+    if s.max_retries < 0:
+        raise ConfigError("RAG_MAX_RETRIES must be 0 or more.")
+    for name in ("request_timeout", "chroma_timeout"):
+        if not getattr(s, name) > 0:  # `not > 0` also refuses nan
+            raise ConfigError(f"RAG_{name.upper()} must be a positive number of seconds.")
     if not 0.0 <= s.temperature <= 2.0:
         raise ConfigError("RAG_TEMPERATURE must be between 0 and 2.")

@@ -39,10 +39,15 @@ def source_id(path: Path) -> str:
 
 def read_source(path: Path, max_bytes: int) -> str:
     """The text of one source file, or a SourceError naming the file and what is wrong with it."""
+    shown = str(path).encode("utf-8", "replace").decode("utf-8")
+    if shown != str(path):  # undecodable bytes in the name (surrogates) can't be stored as its source id
+        raise SourceError(f"{shown}: the file name is not valid UTF-8; rename the file.")
     if not path.exists():
         raise SourceError(f"{path}: no such file.")
     if path.is_dir():
         raise SourceError(f"{path}: is a directory, not a text file.")
+    if not path.is_file():  # a FIFO or device (/dev/zero) reports size 0 and would block or never end
+        raise SourceError(f"{path}: is not a regular file.")
     size = path.stat().st_size
     if size > max_bytes:
         raise SourceError(f"{path}: {size:,} bytes is over the limit of {max_bytes:,} (RAG_MAX_SOURCE_BYTES).")

@@ -8,7 +8,9 @@ process has switched the index to a new build.
 from __future__ import annotations
 
 import re
+import sys
 import threading
+import types
 import unicodedata
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -57,6 +59,9 @@ def validate_question(question: object, settings: Settings) -> str:
         )
     if any(unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROL for ch in text):
         raise InputError("The question contains control characters (such as NUL); remove them and try again.")
+    if any(unicodedata.category(ch) == "Cs" for ch in text):
+        # Lone surrogates (e.g. non-UTF-8 bytes in a command-line argument) can't be encoded for the embedder.
+        raise InputError("The question is not valid Unicode text (it holds undecodable bytes); retype it.")
     return text
 
 
@@ -214,10 +219,18 @@ class Retriever:
         """Top-k hits by fused score (Passage.score), near-duplicates collapsed."""
         text = validate_question(question, self._settings)
         k = _validate_k(k)
-        build = self._current()
         vector = embed_query(self._embedder, text)
-        with store.store_errors(self._settings):
-            dense = self._dense(build, vector, k)
+        for attempt in (1, 2):
+            build = self._current()
+            try:
+                with store.store_errors(self._settings):
+                    dense = self._dense(build, vector, k)
+                break
+            except IndexCorruptError:
+                # A rebuild elsewhere may have switched the pointer and deleted this build mid-query:
+                # look at the pointer once more; a build that is really gone raises on the second try.
+                if attempt == 2:
+                    raise
         lexical = build.lexical.scores(text)
         return self._fuse(build, vector, dense, lexical, k)
 
@@ -301,4 +314,17 @@ def retrieve(question: str, k: int = 5, *, settings: Settings | None = None) -> 
     """The k passages that best answer `question` (hybrid BM25 + dense, fused score in Passage.score)."""
     settings = settings or Settings.from_env()
     validate_question(question, settings)
+    _validate_k(k)  # before open_retriever, which may build the default index first
     return open_retriever(settings).retrieve(question, k)
+
+
+class _CallableModule(types.ModuleType):
+    """`rag.retrieve` names both this module and the public function. Importing the module (as `rag.answer`
+    does) rebinds the package attribute to the module, so the module answers calls too: `rag.retrieve(q)`
+    and `from rag import retrieve` work whatever was imported first."""
+
+    def __call__(self, question: str, k: int = 5, *, settings: Settings | None = None) -> list[Passage]:
+        return retrieve(question, k, settings=settings)
+
+
+sys.modules[__name__].__class__ = _CallableModule
