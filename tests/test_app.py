@@ -82,6 +82,8 @@ def test_show_in_article_highlights_the_passage(env: Settings) -> None:
     assert len(article) == 1
     assert f'id="cite-1-{cite.number}"' in article[0] and "rag-mark rag-focus" in article[0]
     assert "<script" not in article[0]
+    _ask(at, "What did Erdogan and Putin agree on in Sochi?")  # asking from the article view returns to the chat
+    assert at.session_state["view"] == "Chat" and at.session_state["messages"][3]["answer"].citations
 
 
 def test_refusal_has_no_cards(env: Settings) -> None:
