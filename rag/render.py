@@ -163,14 +163,19 @@ def _piece(text: str, a: int, b: int, marks: Sequence[Mark], para_no: dict[int, 
         if m.start == a:
             cls = "rag-label rag-focus" if m.focused else "rag-label"
             out.append(f'<sup class="{cls}" id="{_attr(m.anchor)}">{escape_text(m.label)}</sup>')
-    piece = escape_text(text[a:b])
+    raw = text[a:b]
     active = [m for m in marks if m.start <= a and b <= m.end]
-    if active and text[a:b].strip():  # blank lines between paragraphs stay unhighlighted
-        cls = "rag-mark rag-focus" if any(m.focused for m in active) else "rag-mark"
-        labels = ", ".join(m.label for m in active)
-        out.append(f'<mark class="{cls}" title="cited {escape_text(labels)}">{piece}</mark>')
-    else:
-        out.append(piece)
+    core = raw.strip()
+    if not active or not core:
+        out.append(escape_text(raw))
+        return out
+    # Surrounding whitespace (the blank line between two cited paragraphs) stays unhighlighted.
+    lead = raw[: len(raw) - len(raw.lstrip())]
+    trail = raw[len(raw.rstrip()) :]
+    cls = "rag-mark rag-focus" if any(m.focused for m in active) else "rag-mark"
+    labels = ", ".join(m.label for m in active)
+    out.append(f'{escape_text(lead)}<mark class="{cls}" title="cited {escape_text(labels)}">{escape_text(core)}</mark>')
+    out.append(escape_text(trail))
     return out
 
 
