@@ -88,10 +88,11 @@ def _settings() -> Settings:
 
 def _retriever_key(s: Settings) -> str:
     # top_k is per question, so changing the slider never reopens the index.
-    return f"{s.index_dir}|{s.collection}|{s.chroma_host}|{s.chroma_port}|{s.embed_provider}|{s.corpus_path}"
+    fields = (s.index_dir, s.collection, s.chroma_host, s.chroma_port, s.embed_provider, s.openai_embed_model)
+    return "|".join(map(str, (*fields, s.corpus_path)))
 
 
-@st.cache_resource(show_spinner="Opening the index and loading the embedding model (first time only)…")
+@st.cache_resource(show_spinner="Loading the embedding model and opening the index (built on the very first run)…")
 def _open_retriever(key: str, _settings: Settings) -> Any:
     from rag.retrieve import open_retriever
 
@@ -177,7 +178,11 @@ def _show_status(box: Any, settings: Settings, retriever: Any, model: Any) -> No
         if retriever is None:
             st.caption("No index available.")
             return
-        stats = retriever.stats
+        try:
+            stats = retriever.stats
+        except RagError as err:  # e.g. the store vanished since it was opened
+            st.error(str(err))
+            return
         st.markdown(f"{stats.documents} document(s), {stats.passages} passages")
         st.caption(render.escape_markdown(f"Embeddings: {stats.embed_model}"))
         if stats.built_at:
