@@ -79,13 +79,19 @@ def _load(settings: Settings) -> Embedder:
 
         if not (settings.openai_api_key or settings.openai_base_url):
             raise ConfigError("OpenAI embeddings need OPENAI_API_KEY (or OPENAI_BASE_URL for a compatible server).")
-        return OpenAIEmbedding(
-            model=settings.openai_embed_model,
-            api_key=settings.openai_api_key or "unused",
-            api_base=settings.openai_base_url,
-            max_retries=settings.max_retries,
-            timeout=settings.request_timeout,
-        )
+        try:
+            return OpenAIEmbedding(
+                model=settings.openai_embed_model,
+                api_key=settings.openai_api_key or "unused",
+                api_base=settings.openai_base_url,
+                max_retries=settings.max_retries,
+                timeout=settings.request_timeout,
+            )
+        except ValueError:  # LlamaIndex accepts only OpenAI's own model names
+            raise ConfigError(
+                f"Unknown OpenAI embedding model {settings.openai_embed_model!r} (RAG_OPENAI_EMBED_MODEL); "
+                "use one of OpenAI's, such as text-embedding-3-small."
+            ) from None
     try:
         return LocalE5()
     except (ImportError, OSError, RuntimeError) as err:
