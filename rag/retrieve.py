@@ -184,7 +184,16 @@ class Retriever:
         settings = self._settings
         with self._lock, store.store_errors(settings):
             client = store.get_client(settings)
-            pointer = store.read_pointer(client, settings, self._embed_model)
+            try:
+                pointer = store.read_pointer(client, settings, self._embed_model)
+            except Exception:
+                if settings.server_mode:
+                    raise
+                # The store may have been wiped and rebuilt (`index --rebuild`) by another process:
+                # re-open it from disk once before calling it corrupt.
+                store.forget_client(settings)
+                client = store.get_client(settings)
+                pointer = store.read_pointer(client, settings, self._embed_model)
             if pointer is None:
                 raise IndexMissingError(
                     f"No index for {self._embed_model} in {store.where(settings)}: run `python -m rag index`."

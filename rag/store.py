@@ -69,6 +69,8 @@ def _embedded_client(settings: Settings) -> Any:
     try:
         return chromadb.PersistentClient(path=str(settings.index_dir), settings=_chroma_settings())
     except Exception as err:
+        # Chroma caches the half-started system of a failed open; drop it so a later open starts afresh.
+        _drop_system(str(settings.index_dir))
         raise IndexCorruptError(
             f"The index in {settings.index_dir} can't be opened ({_short(err)}); {REBUILD_HINT}."
         ) from None
@@ -125,13 +127,30 @@ def _is_connection_error(err: BaseException) -> bool:
     return isinstance(err, httpx.TransportError | ConnectionError | OSError)
 
 
-def reset_embedded(settings: Settings) -> None:
-    """Delete the embedded store (keeping the build lock file) so a rebuild can start from nothing."""
-    from chromadb.api.shared_system_client import SharedSystemClient
-
+def forget_client(settings: Settings) -> None:
+    """Drop this process's client (and Chroma's cached system) for the store, so the next use re-opens it
+    from disk: needed after the store was wiped and recreated, here or by another process."""
     with _clients_lock:
         _clients.pop((settings.chroma_host, settings.chroma_port, str(settings.index_dir)), None)
-        SharedSystemClient.clear_system_cache()
+        if settings.server_mode:
+            return
+        _drop_system(str(settings.index_dir))
+
+
+def _drop_system(path: str) -> None:
+    """Forget Chroma's cached system for one path only: other stores open in this process keep working."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    system = SharedSystemClient._identifier_to_system.pop(path, None)
+    SharedSystemClient._identifier_to_refcount.pop(path, None)
+    if system is not None:
+        with contextlib.suppress(Exception):
+            system.stop()
+
+
+def reset_embedded(settings: Settings) -> None:
+    """Delete the embedded store (keeping the build lock file) so a rebuild can start from nothing."""
+    forget_client(settings)
     if settings.index_dir.is_dir():
         for child in settings.index_dir.iterdir():
             if child.name == LOCK_FILE:

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from rag.config import Settings
+from rag.errors import IndexCorruptError
+from rag.retrieve import Retriever
+
 REPO = Path(__file__).resolve().parents[1]
 ARTICLE = REPO / "data" / "turkey-russia-article.txt"
 
@@ -84,6 +88,8 @@ def test_unusable_paths_are_skipped_by_name(tmp_path: Path) -> None:
 def test_corrupt_store_says_how_to_recover_and_rebuild_recovers(tmp_path: Path) -> None:
     index_dir = tmp_path / "idx"
     assert rag(index_dir, "index").returncode == 0
+    serving = Retriever(Settings(index_dir=index_dir))  # e.g. the chat app, open in another process
+    assert serving.retrieve("Sochi", 1)
     database = index_dir / "chroma.sqlite3"
     with database.open("r+b") as fh:
         fh.truncate(database.stat().st_size // 3)
@@ -91,7 +97,10 @@ def test_corrupt_store_says_how_to_recover_and_rebuild_recovers(tmp_path: Path) 
     broken = rag(index_dir, "search", "Sochi")
     assert broken.returncode == 1 and "python -m rag index --rebuild" in broken.stderr
     assert "Traceback" not in broken.stderr
+    with pytest.raises(IndexCorruptError, match="--rebuild"):
+        serving.retrieve("Sochi", 1)
 
     fixed = rag(index_dir, "index", "--rebuild")
     assert fixed.returncode == 0 and fixed.stdout.startswith("index built")
     assert rag(index_dir, "search", "Sochi", "-k", "1").returncode == 0
+    assert "Sochi" in serving.retrieve("Sochi", 1)[0].text  # the open retriever re-opens the new store
