@@ -219,10 +219,24 @@ def add_sources(collection: Any, texts: dict[str, str]) -> None:
     )
 
 
+_PAGE = 10_000  # SQLite allows 32,766 variables per statement: one get() of >32k records fails
+
+
+def _get_all(collection: Any, include: list[str]) -> dict[str, list[Any]]:
+    """Every record of a collection, fetched in pages (found by the 100k-passage benchmark)."""
+    records: dict[str, list[Any]] = {"ids": [], **{key: [] for key in include}}
+    while True:
+        got = collection.get(include=include, limit=_PAGE, offset=len(records["ids"]))
+        for key in records:
+            records[key].extend(got[key] or [])
+        if len(got["ids"]) < _PAGE:
+            return records
+
+
 def load_build(client: Any, name: str) -> tuple[Any, dict[str, Any], dict[str, str]]:
     """(passage collection, all passage records, source texts by name) of one build."""
     collection = client.get_collection(name, embedding_function=None)
-    records = collection.get(include=["documents", "metadatas"])
+    records = _get_all(collection, ["documents", "metadatas"])
     src = client.get_collection(f"{name}-src", embedding_function=None).get(include=["documents", "metadatas"])
     order = sorted(zip(src["metadatas"], src["documents"], strict=True), key=lambda md: md[0]["order"])
     return collection, records, {meta["source"]: doc for meta, doc in order}
