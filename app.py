@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import streamlit as st
 
 import rag
 from rag import Answer, RagError, Settings, Turn, render
+from rag.session import UNEXPECTED, BackgroundAnswer, Conversations
 
 STARTERS = (
     "Why didn't Turkey align with the West?",
@@ -26,7 +26,6 @@ STARTERS = (
 )
 ALL = -1  # "highlight the citations of every answer"
 HISTORY_TURNS = 10  # follow-ups need the recent conversation, not all of it
-INTERRUPTED = "The answer was interrupted before it was finished; ask again."
 CSS = """<style>
 .rag-answer, .rag-quote, .rag-article { white-space: pre-wrap; overflow-wrap: anywhere; }
 .rag-cite { color: #1565c0; font-weight: 600; font-size: 0.75em; }
@@ -37,7 +36,6 @@ CSS = """<style>
 .rag-mark.rag-focus { background: rgba(255, 152, 0, 0.55); outline: 2px solid rgba(255, 152, 0, 0.9); }
 .rag-label { color: #b26a00; font-weight: 700; margin-right: 2px; scroll-margin-top: 5rem; }
 </style>"""
-log = logging.getLogger("app")
 
 
 def main() -> None:
@@ -56,15 +54,15 @@ def main() -> None:
     model = _chat_model(settings) if retriever is not None else None
     _show_status(side["status"], settings, retriever, model)
     chat_tab, article_tab = st.tabs(["Chat", "Article"], key="view", on_change="rerun")
+    if article_tab.open:  # first: the open article must not wait for an answer still being written in the chat
+        with article_tab:
+            _show_article(retriever)
     with chat_tab:
         _show_history(retriever)
         if question:
             _ask(question, settings, retriever, model)
         elif not st.session_state.messages:
             _starters()
-    if article_tab.open is not False:
-        with article_tab:
-            _show_article(retriever)
     _conversation_controls(side["conversation"], retriever)
 
 
@@ -72,9 +70,18 @@ def main() -> None:
 
 
 def _init_state() -> None:
-    st.session_state.setdefault("messages", [])  # dicts: user {content}, assistant {question, answer|error}
+    if "messages" not in st.session_state:
+        # The conversation lives in the process-wide store under the id in the URL, so a reload finds it again.
+        conversation_id, messages = _conversations().open(st.query_params.get("c"))
+        st.query_params["c"] = conversation_id
+        st.session_state.messages = messages  # dicts: user {content}; assistant {question, answer|error|pending}
     st.session_state.setdefault("highlight", None)  # index of the answer whose citations the article shows
     st.session_state.setdefault("focus", None)  # anchor id of the citation chosen with "Show in article"
+
+
+@st.cache_resource
+def _conversations() -> Conversations:
+    return Conversations()
 
 
 def _settings() -> Settings:
@@ -223,7 +230,7 @@ def _conversation_controls(box: Any, retriever: Any) -> None:
 
 
 def _clear_chat() -> None:
-    st.session_state.messages = []
+    st.session_state.messages.clear()  # the same list as in the conversation store
     st.session_state.highlight = None
     st.session_state.focus = None
 
@@ -248,6 +255,7 @@ def _show_history(retriever: Any) -> None:
             if msg["role"] == "user":
                 st.markdown(render.escape_markdown(msg["content"]))
             else:
+                _settle(msg)
                 _show_assistant(msg, idx, source_text)
 
 
@@ -259,49 +267,47 @@ def _history() -> list[Turn]:
 
 def _ask(question: str, settings: Settings, retriever: Any, model: Any) -> None:
     history = _history()
-    st.session_state.messages.append({"role": "user", "content": question})
+    messages = st.session_state.messages
+
+    def produce() -> Any:
+        return rag.query_stream(question, history=history, settings=settings, retriever=retriever, model=model)
+
+    # Computed on its own thread: a rerun (a click, a tab switch) stops this run but not the answer.
+    msg: dict = {"role": "assistant", "question": question, "pending": BackgroundAnswer(produce)}
+    messages.extend([{"role": "user", "content": question}, msg])
     with st.chat_message("user"):
         st.markdown(render.escape_markdown(question))
     with st.chat_message("assistant"):
-        msg: dict = {"role": "assistant", "question": question, "error": INTERRUPTED}
-        try:
-            msg = _stream_answer(question, history, settings, retriever, model)
-        finally:
-            # A click during streaming stops this run (Streamlit raises in the script); the transcript keeps
-            # a note rather than a question with no reply.
-            st.session_state.messages.append(msg)
-        idx = len(st.session_state.messages) - 1
+        _settle(msg)
+        idx = len(messages) - 1
         if "answer" in msg and msg["answer"].citations:
             st.session_state.highlight = idx
             st.session_state.focus = None
         _show_assistant(msg, idx, _source_text_fn(retriever))
 
 
-def _stream_answer(question: str, history: list[Turn], settings: Settings, retriever: Any, model: Any) -> dict:
-    """Stream the answer into a placeholder, then hand back the message to store (the checked answer)."""
-    live = st.empty()
-    try:
-        stream = rag.query_stream(question, history=history, settings=settings, retriever=retriever, model=model)
-        deltas = render.escape_stream(stream)
+def _settle(msg: dict) -> None:
+    """Stream a pending answer into a placeholder until it is finished, then store the checked result."""
+    job = msg.get("pending")
+    if job is None:
+        return
+    if not job.done:
+        live = st.empty()
         with live.container():
+            deltas = render.escape_stream(job.follow())
             # The first checked sentence can take a while on a laptop: say what is happening meanwhile.
             with st.spinner("Reading the article and writing the answer…"):
                 first = next(deltas, None)
             if first is not None:
                 st.write_stream(itertools.chain([first], deltas))
-        msg: dict = {"role": "assistant", "question": question, "answer": stream.answer}
-    except RagError as err:
-        msg = {"role": "assistant", "question": question, "error": str(err)}
-    except Exception:  # a bug must not take the page down; the log keeps the details
-        log.exception("answering failed")
-        msg = {
-            "role": "assistant",
-            "question": question,
-            "error": "Something went wrong while answering; see the server log.",
-        }
-    # The streamed text may differ from the checked answer (renumbered, repaired): show only the latter.
-    live.empty()
-    return msg
+        # The streamed text may differ from the checked answer (renumbered, repaired): show only the latter.
+        live.empty()
+    job.wait()
+    if job.answer is not None:
+        msg["answer"] = job.answer
+    else:
+        msg["error"] = job.error or UNEXPECTED
+    msg.pop("pending", None)
 
 
 def _show_assistant(msg: dict, idx: int, source_text: Callable[[str], str | None]) -> None:

@@ -191,7 +191,9 @@ def test_article_view_can_highlight_every_answer(env: Settings) -> None:
     assert article.count('class="rag-label') == len(second.citations)  # the chosen answer's citations
     at.selectbox[0].set_value(-1).run()  # "All answers"
     article = next(m for m in _markdown(at) if m.startswith('<div class="rag-article">'))
-    labels = {f"&#91;1.{c.number}&#93;" for c in first.citations} | {f"&#91;2.{c.number}&#93;" for c in second.citations}
+    labels = {f"&#91;1.{c.number}&#93;" for c in first.citations} | {
+        f"&#91;2.{c.number}&#93;" for c in second.citations
+    }
     assert all(label in article for label in labels)
     assert article.count('class="rag-label') == len(first.citations) + len(second.citations)
 
@@ -207,3 +209,19 @@ def test_corrupt_index_is_an_error_message(tmp_path: Path, monkeypatch: pytest.M
     assert len(at.error) == 1 and str(index) in at.error[0].value and "--rebuild" in at.error[0].value
     _ask(at, QUESTION)  # still a page that answers with a message, not a crash
     assert "error" in at.session_state["messages"][1]
+
+
+def test_reload_keeps_the_conversation(env: Settings) -> None:
+    """A browser reload is a new session: the conversation comes back through the id in the URL."""
+    at = _ask(_app(), QUESTION)
+    conversation_id = at.query_params["c"]
+    assert conversation_id
+    reloaded = AppTest.from_file(APP, default_timeout=120)
+    reloaded.query_params["c"] = conversation_id
+    reloaded.run()
+    assert reloaded.session_state["messages"] == at.session_state["messages"]
+    assert len(_jump_buttons(reloaded, 1)) == len(at.session_state["messages"][1]["answer"].citations)
+    stranger = AppTest.from_file(APP, default_timeout=120)
+    stranger.query_params["c"] = "not-a-known-conversation-id"
+    stranger.run()
+    assert stranger.session_state["messages"] == [] and stranger.query_params["c"] != conversation_id
