@@ -167,11 +167,14 @@ _WATCH_FIRST_TEXT = """(index) => {
 }"""
 
 
-def _screenshot(page: Page, name: str) -> Path:
+def _screenshot(page: Page, name: str, center: str = "") -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
     page.set_viewport_size({"width": 1280, "height": 1500})
     time.sleep(0.5)
+    if center:
+        page.locator(center).first.evaluate("e => e.scrollIntoView({block: 'center'})")
+        time.sleep(0.3)
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 1000})
     return path
@@ -211,7 +214,7 @@ def test_mission_question_streams_cites_and_highlights(browser: Browser, extract
     page, usable = _open(browser, extractive_server)
     first = _ask(page, QUESTION)
     answer = _check_answer_and_article(page, extractive_server, QUESTION)
-    shot = _screenshot(page, "chat-article-extractive.png")
+    shot = _screenshot(page, "chat-article-extractive.png", center="mark.rag-focus")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download as Markdown").click()
     markdown = Path(download.value.path()).read_text(encoding="utf-8")
