@@ -21,14 +21,9 @@ from . import store
 from .config import Settings
 from .embed import embed_query, get_embedder, model_id
 from .errors import IndexCorruptError, IndexMissingError, InputError
+from .ranking import FUSIONS, Lexical, near_duplicate, ranks, rrf_fusion, score_fusion
 from .types import IndexStats, Passage
 
-RRF_K = 60  # the usual reciprocal-rank-fusion constant: damps the influence of the very first ranks
-# Score fusion: weight of the dense cosine against BM25, both min-max scaled over the candidates.
-# On the SQuAD eval it beat plain RRF at top-1 (0.81 vs 0.76) with a flat optimum for 0.5-0.7.
-DENSE_WEIGHT = 0.6
-FUSIONS = ("score", "rrf")
-DEDUPE_JACCARD = 0.75  # word-set overlap above which two passages count as near-duplicates
 MAX_K = 50
 _WORD = re.compile(r"\w+")
 _ALLOWED_CONTROL = {"\n", "\t", "\r"}
@@ -71,27 +66,6 @@ def _validate_k(k: int) -> int:
     return k
 
 
-class _Lexical:
-    """BM25 over the passages of one build; tokens stemmed so 'agreed' matches 'agree'."""
-
-    def __init__(self, texts: list[str]) -> None:
-        import bm25s
-        import Stemmer
-
-        self._stemmer = Stemmer.Stemmer("english")
-        self._bm25 = bm25s.BM25()
-        tokens = bm25s.tokenize(texts, stopwords="en_plus", stemmer=self._stemmer, show_progress=False)
-        self._bm25.index(tokens, show_progress=False)
-
-    def scores(self, question: str) -> np.ndarray:
-        import bm25s
-
-        tokens = bm25s.tokenize(
-            [question], stopwords="en_plus", stemmer=self._stemmer, return_ids=False, show_progress=False
-        )
-        return np.asarray(self._bm25.get_scores(tokens[0]), dtype=np.float32)
-
-
 @dataclass
 class _Build:
     """One loaded build: everything a query needs, held in memory except the vectors."""
@@ -101,7 +75,7 @@ class _Build:
     ids: list[str]
     passages: list[Passage]
     words: list[frozenset[str]]
-    lexical: _Lexical
+    lexical: Lexical
     texts: dict[str, str]
     stats: IndexStats
 
@@ -125,44 +99,8 @@ def _load_build(client: Any, pointer: store.Pointer) -> _Build:
     )
     words = [frozenset(w.lower() for w in _WORD.findall(p.text)) for p in passages]
     return _Build(
-        pointer.collection, collection, ids, passages, words, _Lexical([p.text for p in passages]), texts, stats
+        pointer.collection, collection, ids, passages, words, Lexical([p.text for p in passages]), texts, stats
     )
-
-
-def _ranks(order: np.ndarray) -> dict[int, int]:
-    return {int(idx): rank for rank, idx in enumerate(order, 1)}
-
-
-def rrf_fusion(dense: dict[int, tuple[int, float]], lexical: np.ndarray, bm25_rank: dict[int, int]) -> dict[int, float]:
-    """Reciprocal rank fusion: sum of 1 / (RRF_K + rank) over the two rankings."""
-    fused = {idx: 1.0 / (RRF_K + rank) for idx, (rank, _) in dense.items()}
-    for idx, rank in bm25_rank.items():
-        fused[idx] = fused.get(idx, 0.0) + 1.0 / (RRF_K + rank)
-    return fused
-
-
-def score_fusion(
-    dense: dict[int, tuple[int, float]], lexical: np.ndarray, bm25_rank: dict[int, int]
-) -> dict[int, float]:
-    """Convex combination of min-max scaled dense cosine and BM25 score over the candidates.
-
-    Unlike RRF it keeps how much better the first candidate is than the next, which matters for top-1.
-    A BM25-only candidate (outside the dense candidates) counts as the dense minimum.
-    """
-    cosines = np.array([cos for _, cos in dense.values()], dtype=np.float32)
-    low, span = (float(cosines.min()), float(np.ptp(cosines))) if len(cosines) else (0.0, 0.0)
-    top_bm25 = float(lexical.max()) if len(lexical) else 0.0
-    fused: dict[int, float] = {}
-    for idx in set(dense) | set(bm25_rank):
-        d = (dense[idx][1] - low) / span if idx in dense and span > 0 else 0.0
-        b = float(lexical[idx]) / top_bm25 if top_bm25 > 0 else 0.0
-        fused[idx] = DENSE_WEIGHT * d + (1.0 - DENSE_WEIGHT) * b
-    return fused
-
-
-def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
-    union = len(a | b)
-    return union > 0 and len(a & b) / union >= DEDUPE_JACCARD
 
 
 class Retriever:
@@ -256,12 +194,12 @@ class Retriever:
         self, build: _Build, vector: np.ndarray, dense: dict[int, tuple[int, float]], lexical: np.ndarray, k: int
     ) -> list[Hit]:
         matched = np.flatnonzero(lexical > 0)
-        bm25_rank = _ranks(matched[np.argsort(-lexical[matched], kind="stable")])
+        bm25_rank = ranks(matched[np.argsort(-lexical[matched], kind="stable")])
         fuse = rrf_fusion if self._fusion == "rrf" else score_fusion
         fused = fuse(dense, lexical, bm25_rank)
         chosen: list[int] = []
         for idx in sorted(fused, key=lambda i: (-fused[i], i)):
-            if not any(_near_duplicate(build.words[idx], build.words[j]) for j in chosen):
+            if not any(near_duplicate(build.words[idx], build.words[j]) for j in chosen):
                 chosen.append(idx)
             if len(chosen) == k:
                 break
