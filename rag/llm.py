@@ -1,6 +1,6 @@
 """Chat models: the local Qwen model served by xllamacpp, OpenAI, and OpenAI-compatible servers.
 
-This is the only module (with its helper `localmodel`) that imports model clients. Everything above
+This is the only module (with its helpers `localmodel` and `localserver`) that imports model clients. Everything above
 it sees `ChatModel`. All three providers go through the same code: LlamaIndex's `OpenAILike` talking
 to an OpenAI-compatible `/v1/chat/completions`, the local one on 127.0.0.1.
 
@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 
 from .config import Settings
 from .errors import ConfigError, InputError, ModelAuthError, ModelError
-from .localmodel import MODEL_NAME, LocalServer, local_server
+from .localmodel import MODEL_NAME
 from .localmodel import ensure_model as _ensure_model
+from .localserver import LocalServer, local_server
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class OpenAICompatibleModel:
                         "the partial text was discarded."
                     ) from None
                 if kind == "connect" and self._server is not None and not self._server.alive():
-                    self._server.restart()  # once per process; raises ModelError the second time
+                    self._server.restart(self._server.last_address)  # once per process, then ModelError
                     continue
                 if kind in ("retry", "connect", "timeout") and attempt < self._settings.max_retries:
                     delay = _backoff(attempt, err)

