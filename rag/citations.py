@@ -17,6 +17,7 @@ from .types import Citation, Passage
 MARKER = re.compile(r"\[\s*(?:(?:passage|source|doc)\s*)?(\d{1,3}(?:\s*[,;]\s*(?:(?:passage|source|doc)\s*)?\d{1,3})*)\s*\]", re.I)
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?])")
 _MULTI_SPACE = re.compile(r"[ \t]{2,}")
+_OPEN, _CLOSE = "\ue000", "\ue001"  # private-use characters: never in model output we keep
 _REPEAT = re.compile(r"\[(\d+)\](?:\s*\[\1\])+")
 
 
@@ -26,8 +27,10 @@ def marker_numbers(text: str) -> list[int]:
 
 
 def strip_markers(text: str) -> str:
-    """The text without any marker, with the spaces the markers leave behind tidied."""
-    return _tidy(MARKER.sub("", text))
+    """The text without any marker (nor one formed by removing another: "[3[0]]"), spaces tidied."""
+    while MARKER.search(text):
+        text = MARKER.sub("", text)
+    return _tidy(text)
 
 
 def _tidy(text: str) -> str:
@@ -75,10 +78,15 @@ def renumber(text: str, by_marker: Mapping[int, Passage], numbering: Numbering |
                 n = numbering.number(passage)
                 if n not in finals:
                     finals.append(n)
-        return "".join(f"[{n}]" for n in finals)
+        return "".join(f"{_OPEN}{n}{_CLOSE}" for n in finals)
 
-    rewritten = _tidy(_REPEAT.sub(r"[\1]", MARKER.sub(replace, text)))
-    return rewritten, numbering.citations()
+    # Final markers are written with placeholder brackets first: removing "[0]" from "[3[0]]" must not leave
+    # a "[3]" that nobody numbered. Anything marker-shaped left after the rewrite is such debris.
+    rewritten = MARKER.sub(replace, text.replace(_OPEN, "").replace(_CLOSE, ""))
+    while MARKER.search(rewritten):
+        rewritten = MARKER.sub("", rewritten)
+    rewritten = rewritten.replace(_OPEN, "[").replace(_CLOSE, "]")
+    return _tidy(_REPEAT.sub(r"[\1]", rewritten)), numbering.citations()
 
 
 def render_sentence(sentence: str, passages: Sequence[Passage], numbering: Numbering) -> str:

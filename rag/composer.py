@@ -13,7 +13,7 @@ import time
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from .citations import Numbering, render_sentence
+from .citations import Numbering, marker_numbers, render_sentence, strip_markers
 from .errors import ModelAuthError, ModelError, RagError
 from .extractive import Similarity, Unit, select
 from .extractive import near_duplicate as _near_duplicate
@@ -21,7 +21,7 @@ from .gate import fits_question, refusal_before
 from .llm import ChatModel, Message
 from .prompts import render
 from .support import SupportChecker
-from .terms import content_stems, main_names, sentence_spans
+from .terms import content_stems, main_names, sentence_spans, stem, stem_in
 from .types import Answer, Passage, Timings
 from .verify import Checked, check_sentence, says_cant_tell, split_complete
 
@@ -67,16 +67,21 @@ class Composer:
 
     # -- extractive ------------------------------------------------------------------------------------
 
-    def select_units(self) -> list[Unit]:
-        units = select(self.question, self.passages, similarity=self._similarity())
-        return units if units and fits_question(self.question, " ".join(u.text for u in units)) else []
+    def select_units(self, among: Sequence[Passage] | None = None) -> list[tuple[Passage, Unit]]:
+        """Sentences to quote, from `among` (default: every retrieved passage), with their passages."""
+        pool = list(among) if among is not None else self.passages
+        units = select(self.question, pool, similarity=self._similarity())
+        if not units or not fits_question(self.question, " ".join(u.text for u in units)):
+            return []
+        return [(pool[u.passage_index], u) for u in units]
 
-    def extractive(self) -> Generator[str, None, Answer]:
-        units = self.select_units()
-        if not units:
+    def extractive(self, prefer: Sequence[Passage] = ()) -> Generator[str, None, Answer]:
+        """Quote the best sentences; from the `prefer`red passages (the model's pick) when they answer."""
+        chosen = (self.select_units(prefer) if prefer else []) or self.select_units()
+        if not chosen:
             return self.refusal(provider="extractive")
         numbering = Numbering()
-        text = " ".join(render_sentence(u.text, [self.passages[u.passage_index]], numbering) for u in units)
+        text = " ".join(render_sentence(u.text, [p], numbering) for p, u in chosen)
         self._first = self._first or time.perf_counter() - self._started
         yield text
         return self._answer(text, numbering, provider="extractive")
@@ -90,11 +95,15 @@ class Composer:
         kept: list[Checked] = []
         sentences = self._sentences(self.model, answer_messages(self.question, shown))
         dropped = 0
+        pointed: list[Passage] = []  # passages the model named with a bare "[2]" and no sentence
         try:
             for sentence in sentences:
                 cant_tell = cant_tell or says_cant_tell(sentence)
+                if not strip_markers(sentence).strip(" .,;:"):
+                    pointed += [shown[n - 1] for n in marker_numbers(sentence) if 1 <= n <= len(shown)]
+                    continue
                 checked = check_sentence(sentence, shown, self.checker)
-                if checked is None or _repeats(checked, kept):
+                if checked is None or _repeats(checked, kept) or not self._relevant(checked):
                     dropped += 1
                     if dropped >= MAX_DROPPED:
                         break
@@ -108,7 +117,7 @@ class Composer:
         except ModelError:
             if not self.settings.fallback_extractive:
                 raise
-            return (yield from self.extractive())
+            return (yield from self.extractive(pointed))
         finally:
             sentences.close()  # stops generation (closes the HTTP stream) when we stop early
         claims = " ".join(c.claim for c in kept)
@@ -120,7 +129,18 @@ class Composer:
             return self._answer(text, numbering)
         if cant_tell and not kept:
             return self.refusal()
-        return (yield from self.extractive())
+        return (yield from self.extractive(pointed))
+
+    def _relevant(self, checked: Checked) -> bool:
+        """A true sentence can still answer another question ("$100 billion" for "how much did Turkey pay for
+        the S-400?"). When the question has two or more words beyond the article's main names, the sentence or
+        its passage must contain one of them."""
+        common = {stem(n) for n in self.checker.allowed_names}
+        terms = [t for t in dict.fromkeys(content_stems(self.question)) if t not in common]
+        if len(terms) < 2:
+            return True
+        have = set(content_stems(" ".join([checked.claim, *(p.text for p in checked.passages)])))
+        return any(stem_in(t, have) for t in terms)
 
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
         """For an open question ("why ...") answered from one passage, one more verbatim sentence from another

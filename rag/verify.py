@@ -20,6 +20,7 @@ from .types import Passage
 # A sentence is complete at . ! ? (plus closing quotes and any markers) once more text follows,
 # or at a line break. Waiting for the next non-space character keeps "... West. [2]" together.
 _BOUNDARY = re.compile(r"[.!?][\"'”’)]*(?:\s*\[[^\]\n]{1,40}\])*(?=\s+[^\s\[])|\n+")
+REATTRIBUTE_MARGIN = 0.15
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 # The model saying it can't tell. Only phrasings about the sources, so "Erdogan does not look at Russia..."
 # (a claim) is never mistaken for one.
@@ -68,15 +69,19 @@ def check_sentence(
     if len(content_stems(claim)) < 2 or says_cant_tell(claim):
         return None
     cited = _cited(sentence, prompt_passages)
-    supporting = tuple(p for p in cited if checker.check(claim, p.text).supported)
+    results = [(p, checker.check(claim, p.text)) for p in cited]
+    supporting = tuple(p for p, r in results if r.supported)
     if not supporting and len(cited) > 1 and checker.check(claim, "\n".join(p.text for p in cited)).supported:
-        supporting = cited  # a sentence joining two facts, one from each cited passage
-    if supporting:
-        return Checked(claim, supporting)
+        return Checked(claim, cited)  # a sentence joining two facts, one from each cited passage
     best = checker.best(claim, [p.text for p in prompt_passages])
     if best is None:
-        return None
-    return Checked(claim, (prompt_passages[best[0]],), repaired=True)
+        return Checked(claim, supporting) if supporting else None
+    best_passage, best_support = prompt_passages[best[0]], best[1]
+    cited_overlap = max((r.overlap for _, r in results if r.supported), default=-1.0)
+    # Keep the model's citation unless another passage plainly fits better (the model often cites [1]).
+    if supporting and (best_passage in supporting or best_support.overlap < cited_overlap + REATTRIBUTE_MARGIN):
+        return Checked(claim, supporting)
+    return Checked(claim, (best_passage,), repaired=True)
 
 
 def _cited(sentence: str, prompt_passages: Sequence[Passage]) -> tuple[Passage, ...]:

@@ -43,6 +43,9 @@ BY = {i + 1: P[i] for i in range(4)}  # the model's markers 1..4 -> passages
         ("A [1, 1, 2].", "A [1][2].", [0, 1]),
         ("No markers at all.", "No markers at all.", []),
         ("[2] leads. Then [1] and [2] again.", "[1] leads. Then [2] and [1] again.", [1, 0]),
+        ("A [3[0]].", "A.", []),  # removing [0] must not forge a [3]
+        ("A [1[2]].", "A [1[1]].", [1]),  # only the inner marker is one
+        ("A [9[0]].", "A.", []),
     ],
 )
 def test_renumber_table(text: str, expected: str, cited: list[int]) -> None:
@@ -69,6 +72,7 @@ def test_citation_offsets_are_exact() -> None:
 def test_strip_and_numbers() -> None:
     assert marker_numbers("a [2] b [1, 3] c [Passage 4]") == [2, 1, 3, 4]
     assert strip_markers("Trade is $100 billion [1][2].") == "Trade is $100 billion."
+    assert strip_markers("A [3[0]] b") == "A b"
     numbering = Numbering()
     assert render_sentence("Claim.", [P[2], P[2], P[0]], numbering) == "Claim. [1][2]"
     assert render_sentence("Next.", [P[0]], numbering) == "Next. [2]"
@@ -76,6 +80,12 @@ def test_strip_and_numbers() -> None:
 
 marker = st.builds(lambda ns: "[" + ", ".join(map(str, ns)) + "]", st.lists(st.integers(0, 15), min_size=1, max_size=3))
 chunk = st.one_of(marker, st.text(alphabet="ab $.,[]0123 \n", max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(chunk, max_size=12))
+def test_strip_markers_leaves_no_marker(parts: list[str]) -> None:
+    assert marker_numbers(strip_markers("".join(parts))) == []
 
 
 @settings(max_examples=300, deadline=None)
