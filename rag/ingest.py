@@ -147,15 +147,25 @@ def build_index(
 def _open_for_build(settings: Settings, rebuild: bool) -> object:
     """The store client; with --rebuild, an unreadable embedded store is wiped and created afresh."""
     try:
-        client = store.get_client(settings)
-        with store.store_errors(settings):
-            store.all_pointers(client, settings)
-        return client
+        return _checked_client(settings)
     except IndexCorruptError:
-        if not rebuild or settings.server_mode:
+        if settings.server_mode:
+            raise
+    store.forget_client(settings)  # another process may have recreated the store: re-open it from disk
+    try:
+        return _checked_client(settings)
+    except IndexCorruptError:
+        if not rebuild:
             raise
     store.reset_embedded(settings)
-    return store.get_client(settings)
+    return _checked_client(settings)
+
+
+def _checked_client(settings: Settings) -> object:
+    client = store.get_client(settings)
+    with store.store_errors(settings):
+        store.all_pointers(client, settings)
+    return client
 
 
 def _intact(client: object, pointer: store.Pointer) -> bool:

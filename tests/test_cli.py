@@ -12,6 +12,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexCorruptError
+from rag.ingest import build_index
 from rag.retrieve import Retriever
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,4 +104,5 @@ def test_corrupt_store_says_how_to_recover_and_rebuild_recovers(tmp_path: Path) 
     fixed = rag(index_dir, "index", "--rebuild")
     assert fixed.returncode == 0 and fixed.stdout.startswith("index built")
     assert rag(index_dir, "search", "Sochi", "-k", "1").returncode == 0
+    assert not build_index(settings=Settings(index_dir=index_dir)).built  # this process sees the new store
     assert "Sochi" in serving.retrieve("Sochi", 1)[0].text  # the open retriever re-opens the new store
