@@ -19,6 +19,7 @@ class Lexical:
         import bm25s
         import Stemmer
 
+        self._size = len(texts)
         self._stemmer = Stemmer.Stemmer("english")
         self._bm25 = bm25s.BM25()
         tokens = bm25s.tokenize(texts, stopwords="en_plus", stemmer=self._stemmer, show_progress=False)
@@ -30,6 +31,8 @@ class Lexical:
         tokens = bm25s.tokenize(
             [question], stopwords="en_plus", stemmer=self._stemmer, return_ids=False, show_progress=False
         )
+        if not tokens[0]:  # only stop words or punctuation ("what is the", "???"): nothing to match
+            return np.zeros(self._size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(tokens[0]), dtype=np.float32)
 
 

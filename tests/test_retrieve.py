@@ -152,3 +152,15 @@ def test_fusions_rank_agreeing_signals_first() -> None:
     # Score fusion keeps magnitudes: a lexical-only hit with a strong BM25 score beats a weak dense-only one.
     fused = score_fusion(dense, lexical, bm25_rank)
     assert fused[3] > fused[2]
+
+
+@pytest.mark.parametrize("question", ["what is the", "???", "zzzqqq unknownword", "日本の首都は?"])
+def test_questions_without_matching_terms_still_get_dense_results(article_settings: Settings, question: str) -> None:
+    hits = open_retriever(article_settings).retrieve_detailed(question, 3)
+    assert len(hits) == 3
+    assert all(h.bm25 == 0.0 and h.bm25_rank is None and h.dense_rank is not None for h in hits)
+
+
+def test_multilingual_question_finds_the_passage(article_settings: Settings) -> None:
+    top = retrieve("Erdoğan ve Putin Soçi'de ne üzerinde anlaştı?", 2, settings=article_settings)
+    assert any("agreed in Sochi" in p.text for p in top)
