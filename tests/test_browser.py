@@ -163,7 +163,9 @@ _WATCH_FIRST_TEXT = """(index) => {
     const shown = texts.filter(e => e.innerText.trim().length > 0);
     if (shown.length) { window.__firstText = performance.now() - t0; window.__firstSeen = shown[0].innerText.slice(0, 80); }
   };
-  new MutationObserver(check).observe(document.body, {subtree: true, childList: true, characterData: true});
+  if (window.__watch) window.__watch.disconnect();
+  window.__watch = new MutationObserver(check);
+  window.__watch.observe(document.body, {subtree: true, childList: true, characterData: true});
 }"""
 
 
