@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 import rag
-from rag import Answer, RagError, Settings, Turn, render
+from rag import Answer, Citation, RagError, Settings, Turn, render
 from rag.session import UNEXPECTED, BackgroundAnswer, Conversations
 
 STARTERS = (
@@ -326,7 +326,7 @@ def _show_assistant(msg: dict, idx: int, source_text: Callable[[str], str | None
     st.caption(render.escape_markdown(render.answer_footer(answer)))
 
 
-def _citation_card(cite: Any, idx: int, source_text: Callable[[str], str | None]) -> None:
+def _citation_card(cite: Citation, idx: int, source_text: Callable[[str], str | None]) -> None:
     with st.container(border=True, key=f"card-{idx}-{cite.number}"):
         where = render.locate(source_text(cite.source), cite.start, cite.end)
         st.markdown(f"**[{cite.number}]** " + render.escape_markdown(f"{Path(cite.source).name} · {where}"))
