@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .errors import ModelError
+from .errors import ModelAuthError, ModelError
 from .llm import ChatModel, Message
 from .prompts import render
 from .terms import STOPWORDS, words
@@ -44,6 +44,8 @@ def condense(question: str, history: Sequence[Turn], model: ChatModel | None) ->
         return carry_terms(question, history)
     try:
         reply = "".join(model.stream(condense_messages(question, history)))
+    except ModelAuthError:
+        raise  # a rejected key must be fixed, not hidden behind a weaker rewrite (and a refusal)
     except ModelError:
         return carry_terms(question, history)
     rewritten = _clean(reply)
