@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
-from rag.eval import Hit, Question, load_article, load_squad, score
+import pytest
+
+from rag.config import Settings
+from rag.eval import Hit, Question, add_arguments, load_article, load_squad, run, score
 from rag.ingest import source_id
 
 
@@ -49,3 +53,52 @@ def test_score_counts_ranks_chars_and_mrr() -> None:
     assert row["hit@1"] == 1 / 3 and row["hit@2"] == 2 / 3 and row["hit@5"] == 2 / 3
     assert row["mrr@5"] == (1 + 0.5) / 3
     assert row["chars@5"] == (9 + 14 + 7) / 3
+
+
+ARTICLE = (
+    "On August 5, the two presidents agreed in Sochi to strengthen the partnership.\n\n"
+    "Trade between the two countries is expected to reach about 10 billion dollars."
+)
+
+
+def _tiny_shared(root: Path) -> Path:
+    """A shared/ layout with a two-paragraph article, two SQuAD-style articles and two article questions."""
+    (root / "corpus").mkdir(parents=True)
+    (root / "corpus" / "turkey-russia-article.txt").write_text(ARTICLE, encoding="utf-8")
+    (root / "eval" / "squad2").mkdir(parents=True)
+    questions = [
+        {"id": "q1", "question": "Where did the presidents meet?", "answerable": True, "evidence": ["in Sochi"]},
+        {"id": "q2", "question": "Who won the cup?", "answerable": False},
+    ]
+    (root / "eval" / "article_questions.jsonl").write_text("\n".join(json.dumps(q) for q in questions))
+    topics = {
+        "Normans.json": ["The Normans came from Normandy in northern France.", "Rollo was their first ruler."],
+        "Computational_complexity_theory.json": ["A Turing machine is a model of computation.", "P is a class."],
+    }
+    for name, paragraphs in topics.items():
+        paras = [
+            {"context": text, "qas": [{"question": f"What about {text.split()[1]}?", "id": f"{name}{i}",
+                                       "answers": [{"text": text.split()[1], "answer_start": len(text.split()[0]) + 1}],
+                                       "is_impossible": False}]}
+            for i, text in enumerate(paragraphs)
+        ]  # fmt: skip
+        (root / "eval" / "squad2" / name).write_text(json.dumps({"data": [{"title": name, "paragraphs": paras}]}))
+    return root
+
+
+def test_eval_command_prints_a_table_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shared = _tiny_shared(tmp_path / "shared")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    out = tmp_path / "out" / "eval.json"
+    args = parser.parse_args(["--json", str(out), "--shared", str(shared), "-k", "2"])
+    assert run(args, Settings(index_dir=tmp_path / "unused")) == 0
+
+    results = json.loads(out.read_text())["retrieval"]
+    assert set(results) == {f"{setup}/{data}" for setup in ("hybrid-score", "hybrid-rrf", "llamaindex-default")
+                            for data in ("article", "squad")}  # fmt: skip
+    assert results["hybrid-score/article"]["questions"] == 1 and results["hybrid-score/squad"]["questions"] == 4
+    assert results["hybrid-score/article"]["hit@1"] == 1.0 and results["hybrid-score/article"]["passages"] == 2
+    printed = capsys.readouterr().out
+    assert "hybrid-score/squad" in printed and "llamaindex-default/article" in printed
+    assert not (tmp_path / "unused").exists()  # the eval never touches the configured index
