@@ -125,10 +125,8 @@ class Retriever:
             try:
                 pointer = store.read_pointer(client, settings, self._embed_model)
             except Exception:
-                if settings.server_mode:
-                    raise
-                # The store may have been wiped and rebuilt (`index --rebuild`) by another process:
-                # re-open it from disk once before calling it corrupt.
+                # The store may have been wiped and rebuilt (`index --rebuild`) by another process, or
+                # the server restarted: re-open it once before calling it corrupt or unreachable.
                 store.forget_client(settings)
                 client = store.get_client(settings)
                 pointer = store.read_pointer(client, settings, self._embed_model)

@@ -132,6 +132,7 @@ def forget_client(settings: Settings) -> None:
     from disk: needed after the store was wiped and recreated, here or by another process."""
     with _clients_lock:
         _clients.pop((settings.chroma_host, settings.chroma_port, str(settings.index_dir)), None)
+        _registries.clear()
         if settings.server_mode:
             return
         _drop_system(str(settings.index_dir))
@@ -164,8 +165,18 @@ def reset_embedded(settings: Settings) -> None:
 # --- registry (pointer records) ------------------------------------------------------------------
 
 
+_registries: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
 def _registry(client: Any, settings: Settings) -> Any:
-    return client.get_or_create_collection(f"{settings.collection}-registry", embedding_function=None)
+    # The registry is read on every query (to notice a switched build): keep its handle per client.
+    name = f"{settings.collection}-registry"
+    cached = _registries.get((id(client), name))
+    if cached is not None and cached[0] is client:
+        return cached[1]
+    collection = client.get_or_create_collection(name, embedding_function=None)
+    _registries[(id(client), name)] = (client, collection)
+    return collection
 
 
 def read_pointer(client: Any, settings: Settings, embed_model: str) -> Pointer | None:
