@@ -36,6 +36,11 @@ class Lexical:
         return np.asarray(self._bm25.get_scores(tokens[0]), dtype=np.float32)
 
 
+def candidates(k: int) -> int:
+    """How many passages each side (dense, BM25) offers to the fusion for a top-k query."""
+    return max(50, 10 * k)
+
+
 def ranks(order: np.ndarray) -> dict[int, int]:
     return {int(idx): rank for rank, idx in enumerate(order, 1)}
 

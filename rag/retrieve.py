@@ -21,7 +21,7 @@ from . import store
 from .config import Settings
 from .embed import embed_query, get_embedder, model_id
 from .errors import IndexCorruptError, IndexMissingError, InputError
-from .ranking import FUSIONS, Lexical, near_duplicate, ranks, rrf_fusion, score_fusion
+from .ranking import FUSIONS, Lexical, candidates, near_duplicate, ranks, rrf_fusion, score_fusion
 from .types import IndexStats, Passage
 
 MAX_K = 50
@@ -37,7 +37,7 @@ class Hit:
     dense: float  # cosine similarity of question and passage
     bm25: float  # BM25 score (0 when no query term matches)
     dense_rank: int | None  # 1-based rank among dense results, None if outside them
-    bm25_rank: int | None  # 1-based rank among passages with a BM25 score > 0, None if no term matches
+    bm25_rank: int | None  # 1-based BM25 rank among the lexical candidates, None if outside them or no term matches
 
 
 def validate_question(question: object, settings: Settings) -> str:
@@ -181,7 +181,7 @@ class Retriever:
 
     def _dense(self, build: _Build, vector: np.ndarray, k: int) -> dict[int, tuple[int, float]]:
         """Passage index -> (rank, cosine) for the dense candidates."""
-        n = min(len(build.ids), max(50, 10 * k))
+        n = min(len(build.ids), candidates(k))
         got = build.collection.query(query_embeddings=[vector], n_results=n, include=["distances"])
         out: dict[int, tuple[int, float]] = {}
         for rank, (pid, dist) in enumerate(zip(got["ids"][0], got["distances"][0], strict=True), 1):
@@ -191,7 +191,11 @@ class Retriever:
     def _fuse(
         self, build: _Build, vector: np.ndarray, dense: dict[int, tuple[int, float]], lexical: np.ndarray, k: int
     ) -> list[Hit]:
+        # Only the best BM25 matches compete, like the dense side: a common word must not drag the whole
+        # corpus into the fusion of a large index.
         matched = np.flatnonzero(lexical > 0)
+        if len(matched) > candidates(k):
+            matched = matched[np.argpartition(-lexical[matched], candidates(k))[: candidates(k)]]
         bm25_rank = ranks(matched[np.argsort(-lexical[matched], kind="stable")])
         fuse = rrf_fusion if self._fusion == "rrf" else score_fusion
         fused = fuse(dense, lexical, bm25_rank)
