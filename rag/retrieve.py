@@ -1,4 +1,5 @@
-"""Hybrid retrieval: BM25 (bm25s, English stemmer) and dense Chroma search fused by reciprocal rank fusion.
+"""Hybrid retrieval: BM25 (bm25s, English stemmer) and dense Chroma search, fused (ranking.py: min-max score
+fusion by default, reciprocal rank fusion as an option), near-duplicate passages collapsed.
 
 `open_retriever(settings)` loads the embedder, the current Chroma build and a BM25 index once per
 process; it is thread-safe (Streamlit serves sessions on threads) and notices when another thread or
