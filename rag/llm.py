@@ -90,7 +90,7 @@ class OpenAICompatibleModel:
     def stream(self, messages: Sequence[Message]) -> Iterator[str]:
         """Yield the reply's text deltas; retry only while nothing has been yielded yet."""
         chat = _to_chat_messages(messages)
-        attempt = 0
+        attempt, restarted = 0, False
         while True:
             yielded = False
             try:
@@ -107,8 +107,9 @@ class OpenAICompatibleModel:
                         f"The model's reply was cut off (the connection to {self._where()} broke mid-answer); "
                         "the partial text was discarded."
                     ) from None
-                if kind == "connect" and self._server is not None and not self._server.alive():
+                if kind == "connect" and not restarted and self._server is not None and not self._server.alive():
                     self._server.restart(self._server.last_address)  # once per process, then ModelError
+                    restarted = True
                     continue
                 if kind in ("retry", "connect", "timeout") and attempt < self._settings.max_retries:
                     delay = _backoff(attempt, err)
