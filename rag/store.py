@@ -14,6 +14,7 @@ import contextlib
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from .errors import IndexCorruptError, StoreUnavailableError
 
 REBUILD_HINT = "run `python -m rag index --rebuild` to rebuild it"
 LOCK_FILE = ".build.lock"
+SERVER_GRACE = 3600.0  # seconds an unnamed build on a shared server is presumed still being written
 
 _clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
@@ -206,7 +208,7 @@ def all_pointers(client: Any, settings: Settings) -> list[Pointer]:
 
 def create_build(client: Any, name: str, embed_model: str) -> tuple[Any, Any]:
     """Fresh passage and source collections for a new build."""
-    meta = {"embed_model": embed_model}
+    meta = {"embed_model": embed_model, "created": time.time()}
     passages = client.create_collection(
         name, configuration={"hnsw": {"space": "cosine"}}, metadata=meta, embedding_function=None
     )
@@ -265,11 +267,26 @@ def drop_build(client: Any, name: str) -> None:
 
 
 def cleanup(client: Any, settings: Settings, keep: set[str]) -> None:
-    """Delete this store's builds that no pointer names (superseded or interrupted)."""
+    """Delete this store's builds that no pointer names (superseded or interrupted).
+
+    In server mode another machine may be writing a build right now (the build lock is a local file), so
+    unnamed builds younger than SERVER_GRACE seconds are left for a later clean-up.
+    """
     prefix, registry = f"{settings.collection}-", f"{settings.collection}-registry"
     for col in client.list_collections():
         name = col if isinstance(col, str) else col.name
         base = name.removesuffix("-src")
-        if name.startswith(prefix) and name != registry and base not in keep:
-            with contextlib.suppress(Exception):
-                client.delete_collection(name)
+        if not name.startswith(prefix) or name == registry or base in keep:
+            continue
+        if settings.server_mode and _age(client, name) < SERVER_GRACE:
+            continue
+        with contextlib.suppress(Exception):
+            client.delete_collection(name)
+
+
+def _age(client: Any, name: str) -> float:
+    try:
+        created = (client.get_collection(name, embedding_function=None).metadata or {}).get("created", 0.0)
+    except Exception:
+        return float("inf")
+    return time.time() - float(created)
