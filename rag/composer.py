@@ -96,6 +96,7 @@ class Composer:
         sentences = self._sentences(self.model, answer_messages(self.question, shown))
         dropped = 0
         pointed: list[Passage] = []  # passages the model named with a bare "[2]" and no sentence
+        invented = False  # a dropped sentence named someone or something no shown passage mentions
         try:
             for sentence in sentences:
                 cant_tell = cant_tell or says_cant_tell(sentence)
@@ -104,6 +105,7 @@ class Composer:
                     continue
                 checked = check_sentence(sentence, shown, self.checker)
                 if checked is None or _repeats(checked, kept) or not self._relevant(checked):
+                    invented = invented or bool(self.checker.foreign_names(sentence, [p.text for p in shown]))
                     dropped += 1
                     if dropped >= MAX_DROPPED:
                         break
@@ -127,8 +129,8 @@ class Composer:
                 yield " " + render_sentence(extra.claim, extra.passages, numbering)
             text = " ".join(render_sentence(c.claim, c.passages, numbering) for c in kept)
             return self._answer(text, numbering)
-        if cant_tell and not kept:
-            return self.refusal()
+        if not kept and not pointed and (cant_tell or invented):
+            return self.refusal()  # the model says, or shows by reaching outside them, that the passages can't tell
         return (yield from self.extractive(pointed))
 
     def _relevant(self, checked: Checked) -> bool:

@@ -50,7 +50,7 @@ class SupportChecker:
         missing_names = tuple(
             sorted(
                 n
-                for n in names(claim)
+                for n in names(claim, first_words=False)
                 if n not in self.allowed_names and not stem_in(stem(n), passage_stems)
             )
         )
@@ -61,10 +61,19 @@ class SupportChecker:
     def _overlap(self, claim: str, passage_stems: set[str]) -> float:
         allowed = {stem(n) for n in self.allowed_names}
         # Main names the passage lacks are neutral ("the two countries" vs "Turkey and Russia").
-        terms = [s for s in dict.fromkeys(content_stems(claim)) if stem_in(s, passage_stems) or s not in allowed]
+        found = {s: stem_in(s, passage_stems, anywhere=False) for s in dict.fromkeys(content_stems(claim))}
+        terms = [s for s, ok in found.items() if ok or s not in allowed]
         if not terms:
             return 0.0
-        return sum(1 for s in terms if stem_in(s, passage_stems)) / len(terms)
+        return sum(1 for s in terms if found[s]) / len(terms)
+
+    def foreign_names(self, sentence: str, passages: Sequence[str]) -> set[str]:
+        """Names in `sentence` found in none of `passages`: the model reaching outside them ("Baku")."""
+        stems = set(content_stems("\n".join(passages)))
+        return {
+            n for n in names(strip_meta(sentence), first_words=False)
+            if n not in self.allowed_names and not stem_in(stem(n), stems)
+        }
 
     def best(self, sentence: str, passages: Sequence[str]) -> tuple[int, Support] | None:
         """The passage (index) that supports `sentence` best, or None when none supports it."""

@@ -93,10 +93,13 @@ def main_names(source_text: str, min_count: int = 3) -> frozenset[str]:
     return frozenset(name for name, n in counts.items() if n >= min_count)
 
 
-def stem_in(target: str, stems: Iterable[str]) -> bool:
-    """True when `target` is among `stems`, allowing a longer word that contains it ("realist" in
-    "unrealist") so negations and derivations still count as the same term."""
-    return any(s == target or (len(target) >= 4 and target in s) for s in stems)
+def stem_in(target: str, stems: Iterable[str], anywhere: bool = True) -> bool:
+    """True when `target` is among `stems`, allowing a longer word that contains it. `anywhere` also matches
+    inside a word ("realist" in "unrealist": right for "is the topic covered?"); without it only a word that
+    starts with it matches ("strateg" in "strategi"), so a claim can't borrow support from its negation."""
+    if len(target) < 4:
+        return target in stems
+    return any(s == target or (target in s if anywhere else s.startswith(target)) for s in stems)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*")

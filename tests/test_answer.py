@@ -207,3 +207,17 @@ def test_cli_json(retriever, settings, capsys, monkeypatch) -> None:  # type: ig
     assert data["provider"] == "extractive" and data["citations"][0]["number"] == 1
     assert render_answer_cli("What did Turkey and Russia oversee in 2020?", settings=extractive, as_json=False) == 0
     assert "[1] article.txt" in capsys.readouterr().out
+
+
+def test_reaching_outside_the_passages_is_a_refusal_not_a_fallback(retriever, settings) -> None:  # type: ignore[no-untyped-def]
+    model = MockModel().enqueue("The capital of Azerbaijan is Baku. [1]")
+    answer = ask("What is the capital of Azerbaijan?", model, retriever, settings)
+    assert answer.refused and answer.citations == [] and len(model.history) == 1
+
+
+def test_a_bare_marker_reply_quotes_the_passage_the_model_named(settings) -> None:  # type: ignore[no-untyped-def]
+    retriever = ListRetriever({SOURCE: ARTICLE}, pinned=["Recep Tayyip", "Sochi summit"])
+    model = MockModel().enqueue("[1]")
+    answer = ask("When did Erdogan and Putin meet in Sochi?", model, retriever, settings)
+    assert answer.provider == "extractive" and "August 5" in answer.text
+    assert len(answer.citations) == 1 and "Recep Tayyip" in answer.citations[0].text

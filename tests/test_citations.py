@@ -137,12 +137,20 @@ CHECKER = SupportChecker(main_names(ARTICLE))
         ("Turkey paid $1.2 billion for the S-400 systems.", False),  # number not in the passage
         ("In 2017 the two countries launched the pipeline.", False),  # wrong year
         ("The capital of Azerbaijan is Baku.", False),  # names not in the passage
-        ("Greece launched the gas pipeline construction project in 2016.", False),
+        ("The Greek government launched the gas pipeline construction project in 2016.", False),
+        ("Success of the gas pipeline construction project came in 2016.", True),  # first word: not a name
         ("Prices of bread rose sharply everywhere.", False),  # no overlap
+        ("A strategic pipeline deal in 2016 was realistic for Turkey.", False),
     ],
 )
 def test_support_check(sentence: str, ok: bool) -> None:
     assert CHECKER.check(strip_markers(sentence), PIPELINE).supported is ok
+
+
+def test_support_is_not_borrowed_from_a_negation() -> None:
+    passage = "An alliance between them is still unrealistic and not possible."
+    assert not CHECKER.check("Such an alliance is realistic.", passage).supported
+    assert CHECKER.check("An alliance between them is unrealistic.", passage).supported
 
 
 def test_check_sentence_repairs_a_wrong_citation_and_drops_inventions() -> None:
