@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .bench_util import Figures, env_for_child, pct, percentile
+from .bench_util import Figures, env_for_child, pct, percentile, tree_peak_rss_mb
 
 STAGES = ("import", "embed_load", "index_open", "first_retrieve", "llm_load")
 
@@ -76,7 +76,21 @@ def _answer(
         tokens = _prompt_tokens(address, model.messages)
         row["prompt_tokens"], row["prompt_cached"] = len(tokens), _common_prefix(tokens, previous)
         previous[:] = tokens
+        if t.first_token is not None and t.first_token > t.retrieve:
+            # Where the first-token time goes: reading the uncached prompt dominates on a CPU.
+            row["prefill_tokens_per_s"] = (len(tokens) - row["prompt_cached"]) / (t.first_token - t.retrieve)
     return row
+
+
+def _start_local_server(settings: Any) -> str:
+    """Start (load and warm) the in-process llama.cpp server; its address, for /apply-template and /tokenize."""
+    import importlib.util
+
+    for name in ("rag.localserver", "rag.localmodel"):  # where rag.llm keeps it (it moved once)
+        module = importlib.import_module(name) if importlib.util.find_spec(name) else None
+        if module is not None and hasattr(module, "local_server"):
+            return str(module.local_server(settings).address)
+    raise RuntimeError("the local model server (rag.localserver.local_server) was not found")
 
 
 def child_main(questions: Sequence[str]) -> dict[str, Any]:
@@ -104,18 +118,15 @@ def child_main(questions: Sequence[str]) -> dict[str, Any]:
     address, model = None, None
     if settings.resolved_provider == "local":
         from .llm import get_chat_model
-        from .localmodel import local_server
 
         start = time.perf_counter()
-        address = local_server(settings).address  # starting the server loads and warms the model
+        address = _start_local_server(settings)
         model = _CountingModel(get_chat_model(settings))
         stages["llm_load"] = time.perf_counter() - start
     ready_at = time.time()
     previous: list[int] = []
     answers = [_answer(q, settings, model, address, previous) for q in questions]
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = tree_peak_rss_mb()  # this process and the model server's child process, if any
     return {"main_at": main_at, "ready_at": ready_at, "done_at": time.time(), "stages": stages,
             "answers": answers, "peak_rss_mb": peak}  # fmt: skip
 
@@ -146,7 +157,7 @@ def _answer_figures(prefix: str, rows: Sequence[dict[str, Any]]) -> Figures:
     figures: Figures = {}
     figures.update(pct(f"{prefix}ttft", column("first_token"), "s"))
     figures.update(pct(f"{prefix}total", column("total"), "s"))
-    for name in ("tokens_per_s", "prompt_tokens", "prompt_cached", "answer_tokens"):
+    for name in ("tokens_per_s", "prefill_tokens_per_s", "prompt_tokens", "prompt_cached", "answer_tokens"):
         value = percentile(column(name), 50)
         figures[f"{prefix}{name}_p50"] = None if value is None else round(value, 1)
     return figures

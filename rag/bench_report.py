@@ -119,6 +119,7 @@ SINGLES = (
     ("projected real ingest of 100k passages, embedded store (s)", "projected_100k_ingest_embedded_s"),
     ("projected real ingest of 100k passages, server (s)", "projected_100k_ingest_server_s"),
     ("local model: generated tokens/s (p50)", "tokens_per_s_p50"),
+    ("local model: prompt read (uncached tokens/s until the first token, p50)", "prefill_tokens_per_s_p50"),
     ("local model: prompt tokens, 1st question (p50)", "prompt_tokens_p50"),
     ("local model: prompt tokens from cache, 2nd question (p50)", "second_prompt_cached_p50"),
     ("peak RSS, fresh process with the answering stack (MB)", "peak_rss_mb"),

@@ -60,9 +60,39 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
-def children_peak_rss_mb() -> float:
-    """Largest peak RSS among this process's finished, waited-for children (e.g. a model server)."""
-    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1)
+def _vm_hwm_kb(pid: int | str) -> int:
+    """Peak resident set (VmHWM) of a live process in KiB; 0 if it is gone or unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def tree_peak_rss_mb() -> float:
+    """Peak RSS of this process plus each live descendant's peak (the local model runs in a child process).
+
+    A sum of peaks: an upper bound of the tree's simultaneous peak, which is what "fits in memory" needs.
+    """
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    tree, frontier = {os.getpid()}, [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    total_kb = sum(_vm_hwm_kb(pid) for pid in tree - {os.getpid()})
+    total_kb += resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(total_kb / 1024.0, 1)
 
 
 def free_port() -> int:
