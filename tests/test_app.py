@@ -201,12 +201,11 @@ def test_article_view_can_highlight_every_answer(env: Settings) -> None:
     assert article.count('class="rag-label') == len(first.citations) + len(second.citations)
 
 
-def test_corrupt_index_is_an_error_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corrupt_index_is_an_error_message(env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A truncated store: the page says so (with the command that recovers) instead of a traceback."""
     index = tmp_path / "index"
     index.mkdir()
     (index / "chroma.sqlite3").write_bytes(b"SQLite format 3\x00" + b"\x00" * 50)  # a truncated database
-    monkeypatch.setenv("RAG_PROVIDER", "extractive")
     monkeypatch.setenv("RAG_INDEX_DIR", str(index))
     at = _app()
     assert len(at.error) == 1 and str(index) in at.error[0].value and "--rebuild" in at.error[0].value
