@@ -199,6 +199,8 @@ def _write_build(
                 store.add_passages(passages, ids, vectors, texts, metas)
             done = first + len(batch)
             report(0.1 + 0.85 * done / len(chunks), f"Embedded {done} of {len(chunks)} passages")
+        with store.store_errors(settings):
+            store.mark_complete(passages)
     except BaseException:
         # Interrupted or failed: the half-written build must not linger (the pointer still names the old one).
         store.drop_build(client, name)

@@ -216,6 +216,11 @@ def create_build(client: Any, name: str, embed_model: str) -> tuple[Any, Any]:
     return passages, sources
 
 
+def mark_complete(passages: Any) -> None:
+    """Record in the build itself that it is whole: clean-up may then delete it once superseded."""
+    passages.modify(metadata={**(passages.metadata or {}), "complete": True})
+
+
 def add_passages(
     collection: Any, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str], metas: Sequence[dict[str, Any]]
 ) -> None:
@@ -270,7 +275,7 @@ def cleanup(client: Any, settings: Settings, keep: set[str]) -> None:
     """Delete this store's builds that no pointer names (superseded or interrupted).
 
     In server mode another machine may be writing a build right now (the build lock is a local file), so
-    unnamed builds younger than SERVER_GRACE seconds are left for a later clean-up.
+    an incomplete build younger than SERVER_GRACE seconds is left for a later clean-up.
     """
     prefix, registry = f"{settings.collection}-", f"{settings.collection}-registry"
     for col in client.list_collections():
@@ -278,15 +283,15 @@ def cleanup(client: Any, settings: Settings, keep: set[str]) -> None:
         base = name.removesuffix("-src")
         if not name.startswith(prefix) or name == registry or base in keep:
             continue
-        if settings.server_mode and _age(client, name) < SERVER_GRACE:
+        if settings.server_mode and _in_progress(client, base):
             continue
         with contextlib.suppress(Exception):
             client.delete_collection(name)
 
 
-def _age(client: Any, name: str) -> float:
+def _in_progress(client: Any, name: str) -> bool:
     try:
-        created = (client.get_collection(name, embedding_function=None).metadata or {}).get("created", 0.0)
+        meta = client.get_collection(name, embedding_function=None).metadata or {}
     except Exception:
-        return float("inf")
-    return time.time() - float(created)
+        return False  # its passage collection is gone: whatever is left is debris
+    return not meta.get("complete") and time.time() - float(meta.get("created", 0.0)) < SERVER_GRACE

