@@ -26,7 +26,7 @@ from .errors import IndexCorruptError, StoreUnavailableError
 
 REBUILD_HINT = "run `python -m rag index --rebuild` to rebuild it"
 LOCK_FILE = ".build.lock"
-SERVER_GRACE = 3600.0  # seconds an unnamed build on a shared server is presumed still being written
+SERVER_GRACE = 3600.0  # seconds an incomplete build on a shared server is presumed still being written
 
 _clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
