@@ -195,6 +195,9 @@ def _serve(config: dict[str, object]) -> None:
     params.verbosity = 1  # errors only: llama.cpp's per-request logs would flood stderr
     params.model_alias = {MODEL_NAME}
     params.cache_prompt = True  # reuse the KV cache of a shared prefix (the constant system prompt)
+    # llama.cpp also keeps earlier prompts' KV state in RAM (8 GiB by default); ~28 KB a token for this
+    # model, so 256 MiB still holds dozens of recent prompts without letting a laptop's memory creep up.
+    params.cache_ram_mib = 256
     params.warmup = True  # without it the first request ran several times slower
     try:
         server = xllamacpp.Server(params)
