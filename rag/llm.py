@@ -261,12 +261,10 @@ def get_chat_model(settings: Settings) -> ChatModel:
 
 def _make_model(settings: Settings, provider: str) -> OpenAICompatibleModel:
     if provider == "local":
+        server = local_server(settings)
+        server.start()  # load and warm up now, where the app shows a spinner, not at the first question
         return OpenAICompatibleModel(
-            settings,
-            provider="local",
-            model=MODEL_NAME,
-            server=local_server(settings),
-            context_window=settings.llm_context,
+            settings, provider="local", model=MODEL_NAME, server=server, context_window=settings.llm_context
         )
     base = settings.openai_base_url
     return OpenAICompatibleModel(

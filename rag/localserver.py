@@ -61,6 +61,10 @@ class LocalServer:
                 self._start()
             return self._address
 
+    def start(self) -> str:
+        """Start the server unless it was started before (dead or alive); its address."""
+        return self.address
+
     @property
     def last_address(self) -> str:
         """The address it listens (or last listened) on, without starting it; "" before the first start."""
