@@ -26,6 +26,7 @@ from pathlib import Path
 from . import bench_cold, bench_pipeline, bench_report, bench_scale
 from .bench_util import Figures, peak_rss_mb, temp_dir
 from .config import PROJECT_DIR, Settings
+from .errors import InputError
 
 DEFAULT_EVAL_JSON = PROJECT_DIR / "eval-results" / "eval.json"  # where `python -m rag eval` writes
 SECTIONS = ("index", "retrieve", "answer", "threads", "cold", "scale")
@@ -50,8 +51,16 @@ class Plan:
         else:
             plan = cls(60, 5, 3, 8, (1, 2, 4, 8), (1_000, 10_000, 100_000), 50)
         if args.scale_sizes:
-            plan = dataclasses.replace(plan, scale_sizes=tuple(int(n) for n in args.scale_sizes.split(",")))
-        if args.cold_runs:
+            try:
+                sizes = tuple(int(n) for n in args.scale_sizes.split(","))
+            except ValueError:
+                sizes = ()
+            if not sizes or min(sizes) < 10:
+                raise InputError("--scale-sizes takes passage counts of at least 10, e.g. 1000,10000.")
+            plan = dataclasses.replace(plan, scale_sizes=sizes)
+        if args.cold_runs is not None:
+            if args.cold_runs < 1:
+                raise InputError("--cold-runs must be at least 1.")
             plan = dataclasses.replace(plan, cold_runs=args.cold_runs)
         return plan
 
@@ -88,6 +97,10 @@ def _section(figures: Figures, name: str, work: Callable[[], Figures]) -> None:
 
 def _wanted(args: argparse.Namespace) -> set[str]:
     wanted = set(args.only.split(",")) if args.only else set(SECTIONS)
+    if wanted - set(SECTIONS):
+        raise InputError(
+            f"Unknown section(s) {', '.join(sorted(wanted - set(SECTIONS)))}: choose from {', '.join(SECTIONS)}."
+        )
     if args.skip_scale:
         wanted.discard("scale")
     return wanted
@@ -159,6 +172,8 @@ def measure(args: argparse.Namespace, settings: Settings, tmp: Path) -> Figures:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    Plan.for_args(args)  # bad options fail here, before minutes of work
+    _wanted(args)
     start = time.perf_counter()
     with temp_dir("run") as tmp:
         figures = measure(args, settings, tmp)

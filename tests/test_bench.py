@@ -60,6 +60,13 @@ def test_cli_quick_sections_write_flat_json(tmp_path: Path) -> None:
     assert not [k for k in figures if k.startswith("error_")]
 
 
+@pytest.mark.parametrize("option", [["--only", "index,nope"], ["--scale-sizes", "1k"], ["--cold-runs", "0"]])
+def test_bad_options_fail_fast_with_one_line(option: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", *option]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+
+
 def test_cold_run_without_model_reports_stages(article_settings: Settings) -> None:
     figures = bench_cold.cold_runs(article_settings.index_dir, "extractive", ["What did they agree in Sochi?"], 1)
     assert _flat(figures)
