@@ -82,11 +82,23 @@ def test_injected_question_with_an_obeying_model_leaks_nothing(
     answer = rag.query(question, settings=settings, model=model)
 
     _assert_grounded(answer, settings)
-    assert bool(model.history) == reaches_model
-    assert answer.refused != reaches_model
     assert all(KEY not in m["content"] for messages in model.history for m in messages)  # never in a prompt
-    if reaches_model:
+    if not answer.refused:
         assert "agreed in Sochi" in answer.text and answer.citations
+    if not reaches_model:
+        assert answer.refused and model.history == []  # stopped before any model saw it
+    reached.append(bool(model.history))
+
+
+reached: list[bool] = []
+
+
+def test_the_obeying_model_was_really_reached() -> None:
+    # Runs after the cases above: if the gate ever refuses every REACH question, the sentence checks behind it
+    # are no longer exercised by them and this says so (rephrase REACH rather than delete the cases).
+    if not reached:
+        pytest.skip("run together with test_injected_question_with_an_obeying_model_leaks_nothing")
+    assert sum(reached) >= len(OBEYS)
 
 
 INJECTED_DOC = (
