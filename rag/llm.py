@@ -104,8 +104,8 @@ class OpenAICompatibleModel:
                 kind = _classify(err)
                 if yielded:
                     raise ModelError(
-                        f"The model's reply was cut off (the connection to {self._where()} broke mid-answer); "
-                        "the partial text was discarded."
+                        f"The model's reply was cut off (the stream from {self._where()} broke off mid-answer: "
+                        f"{kind}); the partial text was discarded."
                     ) from None
                 if kind == "connect" and not restarted and self._server is not None and not self._server.alive():
                     self._server.restart(self._server.last_address)  # once per process, then ModelError
