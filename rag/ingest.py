@@ -189,16 +189,7 @@ def _write_build(
         with store.store_errors(settings):
             passages, sources = store.create_build(client, name, embed_model)
             store.add_sources(sources, docs)
-        for first in range(0, len(chunks), EMBED_BATCH):
-            batch = chunks[first : first + EMBED_BATCH]
-            texts = [docs[src][s:e] for src, s, e in batch]
-            vectors = embed_passages(embedder, texts)
-            metas = [{"source": src, "start": s, "end": e} for src, s, e in batch]
-            ids = [f"p{first + i}" for i in range(len(batch))]
-            with store.store_errors(settings):
-                store.add_passages(passages, ids, vectors, texts, metas)
-            done = first + len(batch)
-            report(0.1 + 0.85 * done / len(chunks), f"Embedded {done} of {len(chunks)} passages")
+        _embed_and_store(settings, embedder, passages, docs, chunks, report)
         with store.store_errors(settings):
             store.mark_complete(passages)
     except BaseException:
@@ -214,6 +205,27 @@ def _write_build(
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _embed_and_store(
+    settings: Settings,
+    embedder: object,
+    passages: object,
+    docs: dict[str, str],
+    chunks: list[tuple[str, int, int]],
+    report: Progress,
+) -> None:
+    """Embed the chunks batch by batch into `passages` (ids "p<position>"), reporting progress."""
+    for first in range(0, len(chunks), EMBED_BATCH):
+        batch = chunks[first : first + EMBED_BATCH]
+        texts = [docs[src][s:e] for src, s, e in batch]
+        vectors = embed_passages(embedder, texts)
+        metas = [{"source": src, "start": s, "end": e} for src, s, e in batch]
+        ids = [f"p{first + i}" for i in range(len(batch))]
+        with store.store_errors(settings):
+            store.add_passages(passages, ids, vectors, texts, metas)
+        done = first + len(batch)
+        report(0.1 + 0.85 * done / len(chunks), f"Embedded {done} of {len(chunks)} passages")
 
 
 def _stats(pointer: store.Pointer, *, built: bool, seconds: float, errors: list[str]) -> IndexStats:
