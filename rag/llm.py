@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
 ROLES = ("system", "user", "assistant")
 _BACKOFF_BASE, _BACKOFF_CAP = 0.5, 8.0
+_CUT_CAUSES = {"connect": "connection lost", "timeout": "no data in time", "retry": "a server error"}
 
 
 class Message(TypedDict):
@@ -104,8 +105,8 @@ class OpenAICompatibleModel:
                 kind = _classify(err)
                 if yielded:
                     raise ModelError(
-                        f"The model's reply was cut off (the stream from {self._where()} broke off mid-answer: "
-                        f"{kind}); the partial text was discarded."
+                        f"The model's reply was cut off ({_CUT_CAUSES.get(kind, 'a bad chunk')} from {self._where()} "
+                        "mid-answer); the partial text was discarded."
                     ) from None
                 if kind == "connect" and not restarted and self._server is not None and not self._server.alive():
                     self._server.restart(self._server.last_address)  # once per process, then ModelError
