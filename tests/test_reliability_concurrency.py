@@ -7,6 +7,9 @@ Also covered elsewhere: test_retrieve.py::test_retriever_is_shared_and_thread_sa
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,8 @@ import rag
 from rag import Answer, Settings
 from rag.ingest import build_index, source_id
 
-ARTICLE = (Path(__file__).resolve().parents[1] / "data" / "turkey-russia-article.txt").read_text(encoding="utf-8")
+REPO = Path(__file__).resolve().parents[1]
+ARTICLE = (REPO / "data" / "turkey-russia-article.txt").read_text(encoding="utf-8")
 QUESTIONS = [
     "Why didn't Turkey align with the West?",
     "What did Erdogan and Putin agree on in Sochi?",
@@ -142,3 +146,41 @@ def test_questions_are_answered_while_the_index_is_rebuilt(tmp_path: Path) -> No
     latest = rag.query("Who counted ships on Granite Island every morning?", settings=settings)
     assert latest.citations and latest.citations[0].text.startswith("The lighthouse keeper")
     assert rag.retrieve("Granite Island", 1, settings=settings)[0].source == source_id(doc)
+
+
+def test_questions_are_answered_while_another_process_rebuilds(tmp_path: Path) -> None:
+    # The app keeps serving while `python -m rag index --rebuild` runs in a terminal, then follows the new build.
+    doc = tmp_path / "article.txt"
+    doc.write_text(ARTICLE, encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", corpus_path=doc, provider="extractive", collection="xproc")
+    build_index(settings=settings)
+    expected = _key(rag.query(QUESTIONS[1], settings=settings))
+    doc.write_text(LIGHTHOUSE + "\n\n" + ARTICLE, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "CHROMA_", "OPENAI_"))}
+    env.update(RAG_INDEX_DIR=str(settings.index_dir), RAG_COLLECTION="xproc", RAG_CORPUS_PATH=str(doc))
+    answers: list[Answer] = []
+    done = threading.Event()
+
+    def ask(t: int) -> None:
+        while not done.is_set():
+            answers.append(rag.query(QUESTIONS[1], settings=settings))
+
+    def rebuild(t: int) -> None:
+        try:
+            out = subprocess.run(
+                [sys.executable, "-m", "rag", "index", "--rebuild"], cwd=REPO, env=env, capture_output=True,
+                text=True, timeout=300,
+            )  # fmt: skip
+            assert out.returncode == 0 and out.stdout.startswith("index built"), out.stderr
+        finally:
+            done.set()
+
+    errors = _run_threads(2, lambda t: rebuild(t) if t == 0 else ask(t))
+
+    assert errors == [] and answers
+    for answer in answers:  # old build or new one: the same passage, at its offset in that build's text
+        assert not answer.refused and "agreed in Sochi" in answer.text
+        assert any(all(text[c.start : c.end] == c.text for c in answer.citations) for text in (ARTICLE, doc.read_text()))
+    assert _key(answers[0]) == expected
+    latest = rag.query("Who counted ships on Granite Island every morning?", settings=settings)
+    assert latest.citations and latest.citations[0].text == LIGHTHOUSE
