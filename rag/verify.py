@@ -80,8 +80,22 @@ def check_sentence(
     cited_overlap = max((r.overlap for _, r in results if r.supported), default=-1.0)
     # Keep the model's citation unless another passage plainly fits better (the model often cites [1]).
     if supporting and (best_passage in supporting or best_support.overlap < cited_overlap + REATTRIBUTE_MARGIN):
-        return Checked(claim, supporting)
-    return Checked(claim, (best_passage,), repaired=True)
+        return Checked(claim, _with_complement(claim, supporting, prompt_passages, checker))
+    return Checked(claim, _with_complement(claim, (best_passage,), prompt_passages, checker), repaired=True)
+
+
+def _with_complement(
+    claim: str, chosen: tuple[Passage, ...], pool: Sequence[Passage], checker: SupportChecker
+) -> tuple[Passage, ...]:
+    """Add the passage that also supports the claim and holds two or more of its words the chosen ones lack:
+    "the war pushed Ankara and Moscow to deepen ties" draws on two passages, and the reader needs both."""
+    have = set().union(*(checker.terms_found(claim, p.text) for p in chosen))
+    for p in pool:
+        if p in chosen or not checker.check(claim, p.text).supported:
+            continue
+        if len(checker.terms_found(claim, p.text) - have) >= 2:
+            return (*chosen, p)
+    return chosen
 
 
 def _cited(sentence: str, prompt_passages: Sequence[Passage]) -> tuple[Passage, ...]:
