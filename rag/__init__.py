@@ -21,16 +21,18 @@ from .errors import (
     SourceError,
     StoreUnavailableError,
 )
+
+# `retrieve` names both a submodule and the public function. Importing the submodule rebinds the package
+# attribute to the module, so bind the function eagerly (cheap: Chroma and the models load on first use).
+from .retrieve import retrieve
 from .types import Answer, Citation, IndexStats, Passage, Timings, Turn
 
 if TYPE_CHECKING:
     from .answer import query, query_stream
     from .ingest import build_index
-    from .retrieve import retrieve
 
 _LAZY = {
     "build_index": "ingest",
-    "retrieve": "retrieve",
     "query": "answer",
     "query_stream": "answer",
 }

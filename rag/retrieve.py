@@ -9,9 +9,7 @@ process has switched the index to a new build.
 from __future__ import annotations
 
 import re
-import sys
 import threading
-import types
 import unicodedata
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -266,15 +264,3 @@ def retrieve(question: str, k: int = 5, *, settings: Settings | None = None) -> 
     validate_question(question, settings)
     _validate_k(k)  # before open_retriever, which may build the default index first
     return open_retriever(settings).retrieve(question, k)
-
-
-class _CallableModule(types.ModuleType):
-    """`rag.retrieve` names both this module and the public function. Importing the module (as `rag.answer`
-    does) rebinds the package attribute to the module, so the module answers calls too: `rag.retrieve(q)`
-    and `from rag import retrieve` work whatever was imported first."""
-
-    def __call__(self, question: str, k: int = 5, *, settings: Settings | None = None) -> list[Passage]:
-        return retrieve(question, k, settings=settings)
-
-
-sys.modules[__name__].__class__ = _CallableModule
