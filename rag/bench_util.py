@@ -71,10 +71,11 @@ def _vm_hwm_kb(pid: int | str) -> int:
     return 0
 
 
-def tree_peak_rss_mb() -> float:
-    """Peak RSS of this process plus each live descendant's peak (the local model runs in a child process).
+def tree_peak_rss_mb() -> tuple[float, float]:
+    """(peak RSS of this process, sum of the peaks of its live descendants), in MB.
 
-    A sum of peaks: an upper bound of the tree's simultaneous peak, which is what "fits in memory" needs.
+    The local model runs in a child process; the sum of the two is an upper bound of the simultaneous
+    peak, which is what "fits in memory" needs.
     """
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -90,9 +91,9 @@ def tree_peak_rss_mb() -> float:
         children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
         tree.update(children)
         frontier.extend(children)
-    total_kb = sum(_vm_hwm_kb(pid) for pid in tree - {os.getpid()})
-    total_kb += resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(total_kb / 1024.0, 1)
+    descendants_kb = sum(_vm_hwm_kb(pid) for pid in tree - {os.getpid()})
+    own_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(own_kb / 1024.0, 1), round(descendants_kb / 1024.0, 1)
 
 
 def free_port() -> int:
