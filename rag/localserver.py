@@ -202,7 +202,7 @@ def _serve(config: dict[str, object]) -> None:
     # llama.cpp also keeps earlier prompts' KV state in RAM (8 GiB by default); ~28 KB a token for this
     # model, so 256 MiB still holds dozens of recent prompts without letting a laptop's memory creep up.
     params.cache_ram_mib = 256
-    params.warmup = True  # without it the first request ran several times slower
+    params.warmup = True  # pay the first-run costs (allocations, page-in) at start-up, not in the first answer
     try:
         server = xllamacpp.Server(params)
     except Exception as err:  # the binding raises RuntimeError for a bad file or params
