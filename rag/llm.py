@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
 from urllib.parse import urlsplit
@@ -75,7 +75,7 @@ class OpenAICompatibleModel:
         self.model = model
         self._settings = settings
         self._fixed_base = base_url.rstrip("/")
-        self._key = api_key or "unused"  # the SDK insists on a key; local servers ignore it
+        self._key = api_key
         self._server = server
         self._context_window = context_window
         self._clients: dict[str, Any] = {}
@@ -152,10 +152,13 @@ class OpenAICompatibleModel:
         with self._lock:
             if base not in self._clients:
                 s = self._settings
-                self._clients[base] = OpenAILike(
+                self._clients[base] = OpenAILike(  # type: ignore[call-arg]  # http_client is an OpenAI.__init__ argument
                     model=self.model,
                     api_base=base,
-                    api_key=self._key,
+                    # The key travels only in the HTTP client's auth, never in LlamaIndex's object, whose repr,
+                    # to_dict() and instrumentation events would otherwise carry it.
+                    api_key="unused",
+                    http_client=_http_client(self._key, base),
                     is_chat_model=True,
                     context_window=self._context_window,
                     temperature=s.temperature,
@@ -190,6 +193,29 @@ class OpenAICompatibleModel:
         if status is not None:
             return ModelError(f"The model server at {where} refused the request (HTTP {status}).")
         return ModelError(f"The model server at {where} sent a reply that could not be read.")
+
+
+def _http_client(key: str | None, base_url: str) -> Any:
+    """An httpx client for the SDK that adds the key to requests for `base_url`'s origin only."""
+    import httpx
+    import openai
+
+    origin = urlsplit(base_url)
+
+    class BearerAuth(httpx.Auth):
+        def __repr__(self) -> str:
+            return "BearerAuth(<hidden>)"
+
+        def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+            # Only to the configured server: a redirect elsewhere never gets the key.
+            same = (request.url.scheme, request.url.host, request.url.port) == (
+                origin.scheme, origin.hostname, origin.port
+            )  # fmt: skip
+            if key and same:
+                request.headers["Authorization"] = f"Bearer {key}"
+            yield request
+
+    return openai.DefaultHttpxClient(auth=BearerAuth(), follow_redirects=False)
 
 
 def _classify(err: Exception) -> str:

@@ -42,6 +42,7 @@ class Reply:
     drop_after: int | None = None  # stream: close the socket abruptly after this many chunks
     stop_after: int | None = None  # stream: end the body cleanly after this many chunks (no finish, no [DONE])
     retry_after: str | None = None  # Retry-After header on an error status
+    location: str | None = None  # Location header (with a 3xx status: a redirect)
 
     @property
     def text(self) -> str:
@@ -156,6 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
         message = f"Incorrect API key provided: {given}." if reply.status == 401 else f"scripted HTTP {reply.status}"
         error = {"message": message, "type": _ERROR_TYPES.get(reply.status, "server_error"), "code": reply.status}
         headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
+        if reply.location is not None:
+            headers["Location"] = reply.location
         self._json(reply.status, {"error": error}, headers)
 
     def _stream(self, reply: Reply) -> None:

@@ -214,3 +214,38 @@ def test_the_test_server_also_speaks_plain_json_and_lists_models(openai_server: 
     assert reply["choices"][0]["message"]["content"] == "plain reply"
     assert reply["choices"][0]["finish_reason"] == "stop"
     assert [m["id"] for m in models["data"]] == ["test-model"]
+
+
+def test_llamaindex_instrumentation_never_sees_the_key(openai_server: OpenAIServer) -> None:
+    # Anyone can attach a LlamaIndex event handler (tracing tools do); the events carry the LLM's fields.
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+
+    seen: list[str] = []
+
+    class Recorder(BaseEventHandler):
+        def handle(self, event: object, **kwargs: object) -> None:
+            seen.append(repr(event))
+
+    dispatcher = get_dispatcher()
+    recorder = Recorder()
+    dispatcher.add_event_handler(recorder)
+    try:
+        assert "".join(get_chat_model(_settings(openai_server)).stream(MESSAGES)) == "ok"
+    finally:
+        dispatcher.event_handlers.remove(recorder)
+
+    assert any("test-model" in event for event in seen)  # the events were seen, with the model's fields
+    assert not [event for event in seen if KEY in event]
+    assert openai_server.requests[0].headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_a_redirect_elsewhere_never_receives_the_key(openai_server: OpenAIServer) -> None:
+    with OpenAIServer() as elsewhere:  # another origin (port)
+        openai_server.enqueue(Reply(status=307, location=f"{elsewhere.url}/chat/completions"))
+        model = get_chat_model(_settings(openai_server, max_retries=0))
+
+        with pytest.raises(ModelError):
+            list(model.stream(MESSAGES))
+
+        assert all(KEY not in str(r.headers) for r in elsewhere.requests)
