@@ -90,8 +90,9 @@ def _with_complement(
     """Add the passage that also supports the claim and holds two or more of its words the chosen ones lack:
     "the war pushed Ankara and Moscow to deepen ties" draws on two passages, and the reader needs both."""
     have = set().union(*(checker.terms_found(claim, p.text) for p in chosen))
+    joined = "\n".join(p.text for p in chosen)
     for p in pool:
-        if p in chosen or not checker.check(claim, p.text).supported:
+        if p in chosen or not checker.check(claim, joined + "\n" + p.text).supported:
             continue
         if len(checker.terms_found(claim, p.text) - have) >= 2:
             return (*chosen, p)

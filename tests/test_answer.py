@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pytest
 
-from rag.answer import query, query_stream, render_answer_cli
+from rag.answer import query, query_stream
 from rag.composer import REFUSAL
 from rag.config import Settings
 from rag.errors import InputError, ModelAuthError, ModelError
@@ -195,18 +194,6 @@ def test_extractive_answers_quote_verbatim(retriever, settings) -> None:  # type
 def test_bad_input_raises_input_error(question, history, retriever, settings) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError):
         query_stream(question, history=history, settings=settings, retriever=retriever, model=MockModel())
-
-
-def test_cli_json(retriever, settings, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import rag.retrieve
-
-    monkeypatch.setattr(rag.retrieve, "open_retriever", lambda s: retriever)
-    extractive = dataclasses.replace(settings, provider="extractive")
-    assert render_answer_cli("What did Turkey and Russia oversee in 2020?", settings=extractive, as_json=True) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["provider"] == "extractive" and data["citations"][0]["number"] == 1
-    assert render_answer_cli("What did Turkey and Russia oversee in 2020?", settings=extractive, as_json=False) == 0
-    assert "[1] article.txt" in capsys.readouterr().out
 
 
 def test_reaching_outside_the_passages_is_a_refusal_not_a_fallback(retriever, settings) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ retriever with the extractive provider. Assertions are about grounding, never ab
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -44,6 +45,18 @@ def test_extractive_mission_question_cites_two_passages(extractive: Settings) ->
 def test_extractive_refuses_off_article_questions(question: str, extractive: Settings) -> None:
     answer = query(question, settings=extractive)
     assert answer.refused and answer.citations == []
+
+
+def test_cli_ask_prints_answer_and_citations(extractive: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.answer import render_answer_cli
+
+    assert render_answer_cli("What did Turkey and Russia oversee in 2020?", settings=extractive, as_json=True) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["provider"] == "extractive" and data["citations"][0]["number"] == 1 and "Karabakh" in data["text"]
+    assert render_answer_cli("What did Turkey and Russia oversee in 2020?", settings=extractive, as_json=False) == 0
+    out = capsys.readouterr().out
+    source = data["citations"][0]["source"]
+    assert "Karabakh" in out and f"[1] {source} (characters" in out
 
 
 @pytest.fixture(scope="module")
