@@ -290,14 +290,17 @@ def _make_model(settings: Settings, provider: str) -> OpenAICompatibleModel:
     if provider == "local":
         server = local_server(settings)
         server.start()  # load and warm up now, where the app shows a spinner, not at the first question
-        return OpenAICompatibleModel(
+        model = OpenAICompatibleModel(
             settings, provider="local", model=MODEL_NAME, server=server, context_window=settings.llm_context
         )
-    base = settings.openai_base_url
-    return OpenAICompatibleModel(
-        settings,
-        provider="openai-compatible" if base else "openai",
-        model=settings.openai_model,
-        base_url=base or OPENAI_DEFAULT_BASE,
-        api_key=settings.openai_api_key,
-    )
+    else:
+        base = settings.openai_base_url
+        model = OpenAICompatibleModel(
+            settings,
+            provider="openai-compatible" if base else "openai",
+            model=settings.openai_model,
+            base_url=base or OPENAI_DEFAULT_BASE,
+            api_key=settings.openai_api_key,
+        )
+    model._client()  # import LlamaIndex's client (a second or two) now too; no request is sent
+    return model
