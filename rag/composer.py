@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .citations import Numbering, marker_numbers, render_sentence, strip_markers
@@ -35,6 +36,17 @@ PROMPT_CHARS = 1050  # ~260 tokens of passages: the local model reads ~65 tokens
 
 def refusal_text() -> str:
     return REFUSAL
+
+
+@dataclass
+class _Draft:
+    """What the checks made of the model's reply so far."""
+
+    kept: list[Checked] = field(default_factory=list)
+    pointed: list[Passage] = field(default_factory=list)  # passages named by a bare "[2]" with no sentence
+    dropped: int = 0
+    cant_tell: bool = False  # the model said the passages don't tell
+    invented: bool = False  # a dropped sentence named something no shown passage mentions
 
 
 class Composer:
@@ -91,47 +103,47 @@ class Composer:
     def generate(self) -> Generator[str, None, Answer]:
         assert self.model is not None  # noqa: S101 - only called with a model
         shown = self.passages[:PROMPT_PASSAGES]
-        numbering, cant_tell = Numbering(), False
-        kept: list[Checked] = []
+        draft, numbering = _Draft(), Numbering()
         sentences = self._sentences(self.model, answer_messages(self.question, shown))
-        dropped = 0
-        pointed: list[Passage] = []  # passages the model named with a bare "[2]" and no sentence
-        invented = False  # a dropped sentence named someone or something no shown passage mentions
         try:
             for sentence in sentences:
-                cant_tell = cant_tell or says_cant_tell(sentence)
-                if not strip_markers(sentence).strip(" .,;:"):
-                    pointed += [shown[n - 1] for n in marker_numbers(sentence) if 1 <= n <= len(shown)]
-                    continue
-                checked = check_sentence(sentence, shown, self.checker)
-                if checked is None or _repeats(checked, kept) or not self._relevant(checked):
-                    invented = invented or bool(self.checker.foreign_names(sentence, [p.text for p in shown]))
-                    dropped += 1
-                    if dropped >= MAX_DROPPED:
-                        break
-                    continue
-                kept.append(checked)
-                yield (" " if len(kept) > 1 else "") + render_sentence(checked.claim, checked.passages, numbering)
-                if len(kept) >= MAX_SENTENCES:
+                checked = self._take(sentence, shown, draft)
+                if checked is not None:
+                    yield (" " if len(draft.kept) > 1 else "") + render_sentence(checked.claim, checked.passages, numbering)
+                if len(draft.kept) >= MAX_SENTENCES or draft.dropped >= MAX_DROPPED:
                     break  # the rest would only cost time on a CPU: the prompt asks for at most three
         except ModelAuthError:
             raise
         except ModelError:
             if not self.settings.fallback_extractive:
                 raise
-            return (yield from self.extractive(pointed))
+            return (yield from self.extractive(draft.pointed))
         finally:
             sentences.close()  # stops generation (closes the HTTP stream) when we stop early
-        claims = " ".join(c.claim for c in kept)
-        if kept and fits_question(self.question, claims):
+        kept = draft.kept
+        if kept and fits_question(self.question, " ".join(c.claim for c in kept)):
             for extra in self._supplement(kept):
                 kept.append(extra)
                 yield " " + render_sentence(extra.claim, extra.passages, numbering)
             text = " ".join(render_sentence(c.claim, c.passages, numbering) for c in kept)
             return self._answer(text, numbering)
-        if not kept and not pointed and (cant_tell or invented):
+        if not kept and not draft.pointed and (draft.cant_tell or draft.invented):
             return self.refusal()  # the model says, or shows by reaching outside them, that the passages can't tell
-        return (yield from self.extractive(pointed))
+        return (yield from self.extractive(draft.pointed))
+
+    def _take(self, sentence: str, shown: list[Passage], draft: _Draft) -> Checked | None:
+        """Check one generated sentence; record it in `draft` (kept, dropped, or a bare pointer)."""
+        draft.cant_tell = draft.cant_tell or says_cant_tell(sentence)
+        if not strip_markers(sentence).strip(" .,;:"):
+            draft.pointed += [shown[n - 1] for n in marker_numbers(sentence) if 1 <= n <= len(shown)]
+            return None
+        checked = check_sentence(sentence, shown, self.checker)
+        if checked is None or _repeats(checked, draft.kept) or not self._relevant(checked):
+            draft.invented = draft.invented or bool(self.checker.foreign_names(sentence, [p.text for p in shown]))
+            draft.dropped += 1
+            return None
+        draft.kept.append(checked)
+        return checked
 
     def _relevant(self, checked: Checked) -> bool:
         """A true sentence can still answer another question ("$100 billion" for "how much did Turkey pay for
