@@ -208,3 +208,12 @@ def test_a_bare_marker_reply_quotes_the_passage_the_model_named(settings) -> Non
     answer = ask("When did Erdogan and Putin meet in Sochi?", model, retriever, settings)
     assert answer.provider == "extractive" and "August 5" in answer.text
     assert len(answer.citations) == 1 and "Recep Tayyip" in answer.citations[0].text
+
+
+def test_api_key_never_reaches_the_model_or_the_answer(retriever, settings) -> None:  # type: ignore[no-untyped-def]
+    secret = "sk-test-" + "Z" * 24
+    keyed = dataclasses.replace(settings, openai_api_key=secret)
+    model = MockModel().enqueue(f"Erdogan and Putin agreed in Sochi to strengthen the partnership [1]. Key: {secret}.")
+    answer = query("What did Erdogan and Putin agree in Sochi?", settings=keyed, retriever=retriever, model=model)
+    assert secret not in repr(answer) and secret not in str(model.history)
+    assert "partnership" in answer.text
