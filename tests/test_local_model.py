@@ -122,7 +122,9 @@ def test_the_local_model_answers_through_stream() -> None:
 
 def _kill(server: LocalServer) -> None:
     """SIGKILL the server's process, as in a crash, and wait until it is seen to be gone."""
-    os.kill(server.pid or 0, signal.SIGKILL)
+    pid = server.pid
+    assert pid is not None and pid != os.getpid()
+    os.kill(pid, signal.SIGKILL)
     # Exit is asynchronous: llama.cpp's threads take a moment to go and free the port.
     deadline = time.monotonic() + 30
     while server.alive() and time.monotonic() < deadline:
