@@ -77,8 +77,12 @@ def citation_checks(answer: Answer, source_text: str) -> list[bool]:
     results = []
     for sentence in [*sentences, rest]:
         claim = strip_markers(sentence)
-        for n in dict.fromkeys(marker_numbers(sentence)):
-            results.append(n in by_number and checker.check(claim, by_number[n]).supported)
+        numbers = list(dict.fromkeys(marker_numbers(sentence)))
+        # A sentence may join facts of two passages: then each pair passes when the cited passages together do.
+        together = "\n".join(by_number.get(n, "") for n in numbers)
+        joint = len(numbers) > 1 and checker.check(claim, together).supported
+        for n in numbers:
+            results.append(n in by_number and (joint or checker.check(claim, by_number[n]).supported))
     return results
 
 

@@ -68,9 +68,13 @@ class SupportChecker:
         return sum(1 for s in terms if found[s]) / len(terms)
 
     def terms_found(self, sentence: str, passage_text: str) -> set[str]:
-        """The sentence's content stems that `passage_text` contains."""
+        """The sentence's content stems that `passage_text` contains, the article's main names left out (every
+        passage has those)."""
         stems = set(content_stems(passage_text))
-        return {s for s in content_stems(strip_meta(sentence)) if stem_in(s, stems, anywhere=False)}
+        common = {stem(n) for n in self.allowed_names}
+        return {
+            s for s in content_stems(strip_meta(sentence)) if s not in common and stem_in(s, stems, anywhere=False)
+        }
 
     def foreign_names(self, sentence: str, passages: Sequence[str]) -> set[str]:
         """Names in `sentence` found in none of `passages`: the model reaching outside them ("Baku")."""
