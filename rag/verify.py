@@ -18,8 +18,10 @@ from .terms import content_stems
 from .types import Passage
 
 # A sentence is complete at . ! ? (plus closing quotes and any markers) once more text follows,
-# or at a line break. Waiting for the next non-space character keeps "... West. [2]" together.
-_BOUNDARY = re.compile(r"[.!?][\"'”’)]*(?:\s*\[[^\]\n]{1,40}\])*(?=\s+[^\s\[])|\n+")
+# or at a line break. Waiting for the next non-space character keeps "... West. [2]" together. Markers
+# attach only on the same line: a streamed line break can't know what follows, so one across it would split
+# differently depending on where the stream was cut.
+_BOUNDARY = re.compile(r"[.!?][\"'”’)]*(?:[ \t]*\[[^\]\n]{1,40}\])*(?=\s+[^\s\[])|\n+")
 REATTRIBUTE_MARGIN = 0.15
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 # The model saying it can't tell. Only phrasings about the sources, so "Erdogan does not look at Russia..."
