@@ -92,7 +92,8 @@ def tree_peak_rss_mb() -> tuple[float, float]:
         tree.update(children)
         frontier.extend(children)
     descendants_kb = sum(_vm_hwm_kb(pid) for pid in tree - {os.getpid()})
-    own_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not ru_maxrss: on Linux a child's ru_maxrss starts at its parent's RSS at fork time.
+    own_kb = _vm_hwm_kb(os.getpid())
     return round(own_kb / 1024.0, 1), round(descendants_kb / 1024.0, 1)
 
 
