@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from playwright.sync_api import Browser, Page
 
 import rag
 from rag import Settings
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -60,12 +60,6 @@ class Server:
         return Settings.from_env(self.env)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
@@ -86,7 +80,7 @@ def chromium() -> str:
 
 @contextlib.contextmanager
 def _serve(tmp: Path, extra: dict[str, str], *, address: str | None = "127.0.0.1") -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "CHROMA_"))}
     env.update({"RAG_INDEX_DIR": str(tmp / "index"), **extra})
     log = tmp / "streamlit.log"
