@@ -132,12 +132,17 @@ def chroma_server(path: Path, startup_timeout: float = 30.0) -> Iterator[tuple[s
                 time.sleep(0.05)
         yield "127.0.0.1", port, time.perf_counter() - start
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop a server we started: ask politely (SIGTERM), then SIGKILL if it hasn't gone within `timeout`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from rag.bench_util import stop_process
 from rag.config import Settings
 
 # CI replays the same examples every run, so a landing never hinges on a lucky draw; local runs explore.
@@ -68,12 +69,7 @@ def run_chroma(data: Path) -> Iterator[tuple[str, int]]:
             _wait_ready(proc, host, port)
             yield host, port
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_process(proc)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page
 
 import rag
 from rag import Settings
+from rag.bench_util import stop_process
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
@@ -99,11 +100,7 @@ def _serve(tmp: Path, extra: dict[str, str], *, address: str | None = "127.0.0.1
             time.sleep(0.2)
         yield Server(url, env, started, time.monotonic(), log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=15)
 
 
 @pytest.fixture(scope="module")
