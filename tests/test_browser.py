@@ -266,8 +266,11 @@ def test_local_model_answers_the_mission_question(browser: Browser, tmp_path_fac
         page, usable = _open(browser, server)
         first = _ask(page, QUESTION, timeout_ms=420_000)
         bubble = page.locator(MESSAGE).nth(1)
+        # The footer can appear a moment before a rerun redraws the bubble: wait for the answer or an alert.
+        bubble.locator(".rag-answer, [data-testid=stAlert]").first.wait_for(timeout=60_000)
         cards = bubble.locator(".rag-quote").count()
-        assert bubble.locator(".rag-answer").count() == 1 and cards >= 1  # answered, with cited passages
+        shown = bubble.inner_text()
+        assert bubble.locator(".rag-answer").count() == 1 and cards >= 1, shown  # answered, with cited passages
         assert "Traceback" not in bubble.inner_text()
         shot = _screenshot(page, "chat-local-model.png")
         later = _ask(page, "What did Erdogan and Putin agree on in Sochi?", timeout_ms=420_000)
