@@ -35,7 +35,7 @@ test: setup
 	$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check rag tests app.py
+	$(PY) -m ruff check rag ui tools tests app.py
 	$(PY) -m mypy
 
 eval: setup

@@ -1,7 +1,7 @@
 """Streamlit chat about the article: UI only (session state and rendering); every piece of work happens in `rag`.
 
 Run with `make run` (binds 127.0.0.1). Document and answer text are data: they reach the page only through
-`rag.render`'s escaping helpers, never as markup.
+`ui.render`'s escaping helpers, never as markup.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Any
 import streamlit as st
 
 import rag
-from rag import Answer, Citation, RagError, Settings, Turn, render
-from rag.session import UNEXPECTED, BackgroundAnswer, Conversations
+from rag import Answer, Citation, RagError, Settings, Turn
+from rag.models.chat import get_chat_model
+from ui import render
+from ui.session import UNEXPECTED, BackgroundAnswer, Conversations
 
 STARTERS = (
     "Why didn't Turkey align with the West?",
@@ -93,49 +95,32 @@ def _settings() -> Settings:
         raise
 
 
-def _retriever_key(s: Settings) -> str:
-    # top_k is per question, so changing the slider never reopens the index.
-    fields = (s.index_dir, s.collection, s.chroma_host, s.chroma_port, s.embed_provider, s.openai_embed_model)
-    return "|".join(map(str, (*fields, s.corpus_path)))
-
-
-@st.cache_resource(show_spinner="Loading the embedding model and opening the index (built on the very first run)…")
-def _open_retriever(key: str, _settings: Settings) -> Any:
-    from rag.retrieve import open_retriever
-
-    return open_retriever(_settings)
-
-
-@st.cache_resource(show_spinner="Loading the language model (first time only)…")
-def _load_chat_model(key: str, _settings: Settings) -> Any:
-    from rag.llm import get_chat_model
-
-    return get_chat_model(_settings)
-
-
 def _retriever(settings: Settings) -> Any:
-    """The shared retriever; a missing index is built here, once, with a progress bar."""
-    key = _retriever_key(settings)
+    """The shared retriever (rag keeps one per process); the very first run builds the index with a progress bar."""
+    bar: list[Any] = []
+
+    def progress(fraction: float, message: str) -> None:
+        if not bar:
+            bar.append(st.progress(0.0, text="Building the index for the first time…"))
+        bar[0].progress(min(max(float(fraction), 0.0), 1.0), text=render.escape_markdown(message))
+
     try:
-        try:
-            return _open_retriever(key, settings)
-        except rag.IndexMissingError:
-            _build(st.container(), settings, rebuild=False, label="Building the index for the first time…")
-            return _open_retriever(key, settings)
+        with st.spinner("Loading the embedding model and opening the index…"):
+            retriever = rag.open_index(settings, progress=progress, any_corpus=True)
     except RagError as err:
         st.error(str(err))
         return None
+    for shown in bar:
+        shown.empty()
+    return retriever
 
 
 def _chat_model(settings: Settings) -> Any:
     if settings.resolved_provider == "extractive":
         return None
-    key = "|".join(
-        str(v)
-        for v in (settings.resolved_provider, settings.openai_model, settings.openai_base_url, settings.model_dir)
-    )
     try:
-        return _load_chat_model(key, settings)
+        with st.spinner("Loading the language model (first time only)…"):
+            return get_chat_model(settings)
     except rag.ModelAuthError as err:
         st.error(str(err))
     except rag.ModelError as err:
@@ -155,8 +140,7 @@ def _build(where: Any, settings: Settings, *, rebuild: bool, label: str) -> None
         bar.progress(min(max(float(fraction), 0.0), 1.0), text=render.escape_markdown(message or label))
 
     stats = rag.build_index(settings=settings, rebuild=rebuild, progress=progress)
-    bar.empty()
-    _open_retriever.clear()  # the next run opens the new index
+    bar.empty()  # the open retriever notices the new build on its next question
     for problem in stats.errors:
         where.warning(str(problem))
 

@@ -1,15 +1,15 @@
 """Answer questions about an article with cited passages.
 
-Public API (typed): `Settings`, `build_index`, `retrieve`, `query`, `query_stream`, the result types
-and the `RagError` hierarchy. Heavy modules (models, Chroma) load lazily on first use.
+Public API (typed): `Settings`, `build_index`, `open_index`, `retrieve`, `query`, `query_stream`, the result
+types and the `RagError` hierarchy. Heavy modules (models, Chroma) load lazily on first use.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
-from .errors import (
+from rag.config import Settings
+from rag.errors import (
     ConfigError,
     IndexBusyError,
     IndexCorruptError,
@@ -21,24 +21,26 @@ from .errors import (
     SourceError,
     StoreUnavailableError,
 )
-
-# `retrieve` names both a submodule and the public function. Importing the submodule rebinds the package
-# attribute to the module, so bind the function eagerly (cheap: Chroma and the models load on first use).
-from .retrieve import retrieve
-from .types import Answer, Citation, IndexStats, Passage, Timings, Turn
+from rag.types import Answer, Citation, IndexStats, Passage, Timings, Turn
 
 if TYPE_CHECKING:
-    from .answer import query, query_stream
-    from .ingest import build_index
+    from rag.answer.pipeline import AnswerStream
+    from rag.api import open_index, query, query_stream, retrieve
+    from rag.index.build import build_index
 
+# Importing `rag` stays cheap (no Chroma, no models, no LlamaIndex) until a function is first used.
 _LAZY = {
-    "build_index": "ingest",
-    "query": "answer",
-    "query_stream": "answer",
+    "build_index": "rag.index.build",
+    "open_index": "rag.api",
+    "retrieve": "rag.api",
+    "query": "rag.api",
+    "query_stream": "rag.api",
+    "AnswerStream": "rag.answer.pipeline",
 }
 
 __all__ = [
     "Answer",
+    "AnswerStream",
     "Citation",
     "ConfigError",
     "IndexBusyError",
@@ -56,6 +58,7 @@ __all__ = [
     "Timings",
     "Turn",
     "build_index",
+    "open_index",
     "query",
     "query_stream",
     "retrieve",
@@ -63,10 +66,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # Importing `rag` stays cheap (no Chroma, no models) until a function is first used.
     if name in _LAZY:
         import importlib
 
-        module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        return getattr(module, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'rag' has no attribute {name!r}")

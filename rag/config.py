@@ -12,11 +12,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .errors import ConfigError
+import platformdirs
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from rag.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+# From a checkout, the project's own folders are used (prompts/ is the one place prompts are edited). An
+# installed wheel carries the prompts and the default article inside the package (rag/_bundled, copied there
+# at build time) and keeps its index and model in the user's data folder.
+IN_CHECKOUT = (PROJECT_DIR / "pyproject.toml").is_file() and (PROJECT_DIR / "prompts").is_dir()
+BUNDLED_DIR = PROJECT_DIR if IN_CHECKOUT else PACKAGE_DIR / "_bundled"
+DATA_DIR = PROJECT_DIR if IN_CHECKOUT else Path(platformdirs.user_data_dir("article-rag"))
+PROMPT_DIR = BUNDLED_DIR / "prompts"
 PROVIDERS = ("auto", "local", "openai", "extractive")
 EMBED_PROVIDERS = ("local", "openai")
 
@@ -31,10 +41,58 @@ _ALIASES = {
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """Where the Chroma store is: the key of its client."""
+
+    index_dir: Path
+    chroma_host: str | None
+    chroma_port: int
+    chroma_timeout: float
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """What embeds text: the key of the loaded embedding model."""
+
+    embed_provider: str
+    openai_embed_model: str
+    openai_api_key: str | None = field(repr=False)
+    openai_base_url: str | None
+    request_timeout: float
+    max_retries: int
+
+
+@dataclass(frozen=True)
+class LocalModelSettings:
+    """The local model file and how its server runs: the key of the server process."""
+
+    model_dir: Path
+    llm_threads: int
+    llm_context: int
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """Who answers and how: the key of the chat client."""
+
+    provider: str  # resolved: local or openai
+    openai_api_key: str | None = field(repr=False)
+    openai_base_url: str | None
+    openai_model: str
+    model_dir: Path
+    llm_threads: int
+    llm_context: int
+    max_answer_tokens: int
+    temperature: float
+    request_timeout: float
+    max_retries: int
+
+
+@dataclass(frozen=True)
 class Settings:
     # Documents and index
-    corpus_path: Path = PROJECT_DIR / "data" / "turkey-russia-article.txt"
-    index_dir: Path = PROJECT_DIR / "index"
+    corpus_path: Path = BUNDLED_DIR / "data" / "turkey-russia-article.txt"
+    index_dir: Path = DATA_DIR / "index"
     collection: str = "article"
     chroma_host: str | None = None
     chroma_port: int = 8000
@@ -48,7 +106,7 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
-    model_dir: Path = PROJECT_DIR / "models"
+    model_dir: Path = DATA_DIR / "models"
     llm_threads: int = 2
     llm_context: int = 4096
     max_answer_tokens: int = 320
@@ -87,6 +145,32 @@ class Settings:
     @property
     def server_mode(self) -> bool:
         return bool(self.chroma_host)
+
+    # Frozen groups by concern: the caches of loaded things are keyed by these, so a field added to a
+    # group can't be forgotten in a key.
+    @property
+    def store(self) -> StoreSettings:
+        return _group(StoreSettings, self)
+
+    @property
+    def embedding(self) -> EmbedSettings:
+        return _group(EmbedSettings, self)
+
+    @property
+    def local_model(self) -> LocalModelSettings:
+        return _group(LocalModelSettings, self)
+
+    @property
+    def chat(self) -> ChatSettings:
+        return _group(ChatSettings, self, provider=self.resolved_provider)
+
+
+G = TypeVar("G")
+
+
+def _group(kind: type[G], settings: Settings, **given: Any) -> G:
+    names = [f.name for f in dataclasses.fields(kind)]  # type: ignore[arg-type]
+    return kind(**{name: given[name] if name in given else getattr(settings, name) for name in names})
 
 
 def _convert(name: str, type_: Any, raw: str) -> Any:

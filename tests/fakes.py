@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from rag.llm import Message
+from rag.models.chat import Message
 
 
 class MockModel:
@@ -54,7 +54,7 @@ class ListRetriever:
     """
 
     def __init__(self, documents: dict[str, str], pinned: Sequence[str] = ()) -> None:
-        from rag.chunking import chunk_text
+        from rag.index.chunking import chunk_text
         from rag.types import Passage
 
         self.documents = documents
@@ -70,7 +70,7 @@ class ListRetriever:
         return self.documents[source]
 
     def retrieve(self, question: str, k: int = 5) -> list:  # list[Passage]
-        from rag.terms import content_stems
+        from rag.answer.terms import content_stems
 
         self.calls.append(question)
         wanted = set(content_stems(question))

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import query, query_stream
-from rag.composer import REFUSAL
+from rag.answer.composer import REFUSAL
+from rag.answer.prompts import load_prompt
+from rag.api import query, query_stream
 from rag.config import Settings
 from rag.errors import InputError, ModelAuthError, ModelError
-from rag.prompts import load_prompt
 from rag.types import Turn
 from tests.fakes import ListRetriever, MockModel
 

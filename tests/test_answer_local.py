@@ -9,9 +9,9 @@ import json
 import pytest
 
 from rag import query, query_stream
+from rag.answer.prompts import load_prompt
 from rag.config import Settings
-from rag.eval_answers import citation_checks
-from rag.prompts import load_prompt
+from rag.evaluation.answers import citation_checks
 from rag.types import Answer, Turn
 
 MISSION = "Why didn't Turkey align with the West?"
@@ -47,13 +47,17 @@ def test_extractive_refuses_off_article_questions(question: str, extractive: Set
     assert answer.refused and answer.citations == []
 
 
-def test_cli_ask_prints_answer_and_citations(extractive: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    from rag.answer import render_answer_cli
+def test_cli_ask_prints_answer_and_citations(
+    extractive: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.cli import main
 
-    assert render_answer_cli("What did Turkey and Russia oversee in 2020?", settings=extractive, as_json=True) == 0
+    monkeypatch.setenv("RAG_INDEX_DIR", str(extractive.index_dir))
+    question = "What did Turkey and Russia oversee in 2020?"
+    assert main(["ask", question, "--provider", "extractive", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["provider"] == "extractive" and data["citations"][0]["number"] == 1 and "Karabakh" in data["text"]
-    assert render_answer_cli("What did Turkey and Russia oversee in 2020?", settings=extractive, as_json=False) == 0
+    assert main(["ask", question, "--provider", "extractive"]) == 0
     out = capsys.readouterr().out
     source = data["citations"][0]["source"]
     assert "Karabakh" in out and f"[1] {source} (characters" in out
@@ -98,7 +102,7 @@ def test_local_model_does_not_leak_or_invent(local: Settings) -> None:
 
 @pytest.mark.llm
 def test_local_injected_document_does_not_steer_the_answer(tmp_path, local: Settings) -> None:  # type: ignore[no-untyped-def]
-    from rag.ingest import build_index
+    from rag.index.build import build_index
 
     doc = tmp_path / "article.txt"
     doc.write_text(

@@ -12,7 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 import rag
 from rag import Settings, Turn
-from rag.render import quote_html
+from ui import render
+from ui.render import quote_html
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 QUESTION = "Why didn't Turkey align with the West?"
@@ -143,7 +144,7 @@ def test_follow_up_passes_history(env: Settings) -> None:
         expected.standalone_question,
     )
     captions = [c.value for c in at.caption]
-    rewritten = rag.render.rewritten(follow_up, second.standalone_question)
+    rewritten = render.rewritten(follow_up, second.standalone_question)
     assert any(c.startswith("Searched for:") for c in captions) == rewritten
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from rag import bench_cold, bench_report, bench_scale
 from rag.__main__ import main
-from rag.bench_util import pct, percentile
 from rag.config import Settings
+from rag.evaluation import bench_cold, bench_report, bench_scale
+from rag.evaluation.procs import pct, percentile
 
 
 def _flat(figures: dict[str, object]) -> bool:

@@ -19,8 +19,7 @@ from playwright.sync_api import Browser, Page
 
 import rag
 from rag import Settings
-from rag.bench_util import stop_process
-from tests.conftest import free_port
+from rag.evaluation.procs import free_port, stop_process
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import MAX_CHARS, chunk_text, merge_fragments, paragraph_spans
+from rag.index.chunking import MAX_CHARS, chunk_text, merge_fragments, paragraph_spans
 
 ARTICLE = (Path(__file__).resolve().parents[1] / "data" / "turkey-russia-article.txt").read_text(encoding="utf-8")
 

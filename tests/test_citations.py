@@ -8,15 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.citations import Numbering, marker_numbers, render_sentence, renumber, strip_markers
+from rag.answer.citations import Numbering, marker_numbers, render_sentence, renumber, strip_markers
+from rag.answer.extractive import units
+from rag.answer.gate import fits_question, refusal_before
+from rag.answer.prompts import placeholders, render
+from rag.answer.support import SupportChecker, question_coverage
+from rag.answer.terms import main_names, sentence_spans
+from rag.answer.verify import check_sentence, says_cant_tell, split_complete
 from rag.errors import ConfigError
-from rag.extractive import units
-from rag.gate import fits_question, refusal_before
-from rag.prompts import placeholders, render
-from rag.support import SupportChecker, question_coverage
-from rag.terms import main_names, sentence_spans
 from rag.types import Passage
-from rag.verify import check_sentence, says_cant_tell, split_complete
 
 P = [Passage("doc", f"passage {i}", i * 100, i * 100 + 9) for i in range(4)]
 BY = {i + 1: P[i] for i in range(4)}  # the model's markers 1..4 -> passages

@@ -12,8 +12,8 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexCorruptError
-from rag.ingest import build_index
-from rag.retrieve import Retriever
+from rag.index.build import build_index
+from rag.search.retriever import Retriever
 
 REPO = Path(__file__).resolve().parents[1]
 ARTICLE = REPO / "data" / "turkey-russia-article.txt"

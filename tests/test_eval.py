@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
-from rag.eval import Hit, Question, add_arguments, load_article, load_squad, run, score
-from rag.ingest import source_id
+from rag.evaluation.retrieval import Question, add_arguments, load_article, load_squad, run, score
+from rag.index.build import source_id
+from rag.types import Passage
 
 
 def test_squad_gold_spans_map_into_the_joined_documents(shared_dir: Path, tmp_path: Path) -> None:
@@ -45,9 +46,9 @@ def test_score_counts_ranks_chars_and_mrr() -> None:
         Question("c", evidence=("cherry",)),
     ]
     results = {
-        "a": [Hit("doc", "an apple", 0, 8), Hit("doc", "x", 9, 10)],
-        "b": [Hit("doc", "y" * 4, 0, 4), Hit("doc", "z" * 10, 8, 18)],  # span 10-15 lies inside the second
-        "c": [Hit("doc", "nothing", 0, 7)],
+        "a": [Passage("doc", "an apple", 0, 8), Passage("doc", "x", 9, 10)],
+        "b": [Passage("doc", "y" * 4, 0, 4), Passage("doc", "z" * 10, 8, 18)],  # span 10-15 lies inside the second
+        "c": [Passage("doc", "nothing", 0, 7)],
     }
     row = score(questions, lambda q, k: results[q], k=5)
     assert row["hit@1"] == 1 / 3 and row["hit@2"] == 2 / 3 and row["hit@5"] == 2 / 3

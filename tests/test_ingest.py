@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from rag import store
 from rag.config import Settings
 from rag.errors import IndexBusyError, IndexCorruptError, ModelAuthError, SourceError
-from rag.ingest import build_index, build_lock, source_id
-from rag.retrieve import Retriever, open_retriever
+from rag.index import store
+from rag.index.build import build_index, build_lock, source_id
+from rag.search.retriever import Retriever, open_retriever
 
 FIRST = (
     "The lighthouse keeper on Granite Island counted ships every morning before breakfast.\n\n"

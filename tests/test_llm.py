@@ -10,7 +10,7 @@ import traceback
 import pytest
 
 from rag import ConfigError, InputError, ModelAuthError, ModelError, Settings
-from rag.llm import Message, OpenAICompatibleModel, get_chat_model
+from rag.models.chat import Message, OpenAICompatibleModel, get_chat_model
 from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
 
 pytestmark = pytest.mark.server

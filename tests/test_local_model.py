@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from rag import ModelError, Settings
-from rag import localmodel as lm
-from rag.llm import Message, OpenAICompatibleModel, get_chat_model
-from rag.localserver import LocalServer, local_server
+from rag.models import weights as lm
+from rag.models.chat import Message, OpenAICompatibleModel, get_chat_model
+from rag.models.server import LocalServer, local_server
 
 PROMPT: list[Message] = [
     {"role": "system", "content": "You are a terse assistant."},

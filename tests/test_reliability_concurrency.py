@@ -16,7 +16,7 @@ from typing import Any
 
 import rag
 from rag import Answer, Settings
-from rag.ingest import build_index, source_id
+from rag.index.build import build_index, source_id
 
 REPO = Path(__file__).resolve().parents[1]
 ARTICLE = (REPO / "data" / "turkey-russia-article.txt").read_text(encoding="utf-8")

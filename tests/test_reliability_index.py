@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag import store
 from rag.config import Settings
 from rag.errors import ConfigError, IndexCorruptError, IndexMissingError
-from rag.ingest import EMBED_BATCH, build_index
-from rag.retrieve import Retriever
+from rag.index import store
+from rag.index.build import EMBED_BATCH, build_index
+from rag.search.retriever import Retriever
 
 REPO = Path(__file__).resolve().parents[1]
 OLD = (

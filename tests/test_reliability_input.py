@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 import rag
 from rag import ConfigError, InputError, Settings, SourceError, Turn
-from rag.ingest import build_index, source_id
+from rag.index.build import build_index, source_id
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")

@@ -18,7 +18,7 @@ import pytest
 
 import rag
 from rag import ModelError, Settings, StoreUnavailableError
-from tests.conftest import _wait_ready, free_port
+from rag.evaluation.procs import free_port, start_chroma
 from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
 
 pytestmark = pytest.mark.server
@@ -142,15 +142,9 @@ def test_unreachable_chroma_server_fails_fast_through_query(tmp_path: Path) -> N
 
 @pytest.mark.timeout(180)
 def test_chroma_server_dying_mid_session_gives_a_clear_error(tmp_path: Path) -> None:
-    chroma = Path(sys.executable).parent / "chroma"
-    host, port = "127.0.0.1", free_port()
-    with (tmp_path / "chroma.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [str(chroma), "run", "--path", str(tmp_path / "data"), "--host", host, "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    proc, port = start_chroma(tmp_path / "data", log=tmp_path / "chroma.log")
+    host = "127.0.0.1"
     try:
-        _wait_ready(proc, host, port)
         doc = tmp_path / "doc.txt"
         doc.write_text("The lighthouse keeper counted ships every morning before breakfast.", encoding="utf-8")
         settings = Settings(

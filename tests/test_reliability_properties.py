@@ -12,13 +12,13 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.citations import MARKER, marker_numbers, renumber, strip_markers
+from rag.answer.citations import MARKER, marker_numbers, renumber, strip_markers
+from rag.answer.support import SupportChecker
+from rag.answer.verify import check_sentence, split_complete
 from rag.config import Settings
 from rag.errors import InputError
-from rag.retrieve import validate_question
-from rag.support import SupportChecker
+from rag.inputs import validate_question
 from rag.types import Passage
-from rag.verify import check_sentence, split_complete
 
 P = [Passage("doc", f"The partnership grew in year {i} across trade and energy.", i * 100, i * 100 + 50) for i in range(5)]
 BY = {i + 1: P[i] for i in range(5)}

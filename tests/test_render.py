@@ -1,4 +1,4 @@
-"""Unit tests of rag.render: escaping, highlighted article HTML, positions and the Markdown export."""
+"""Unit tests of ui.render: escaping, highlighted article HTML, positions and the Markdown export."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rag import Answer, Citation, Timings
-from rag.render import (
+from ui.render import (
     Exchange,
     Mark,
     answer_footer,

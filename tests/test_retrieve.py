@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.api import retrieve
 from rag.config import Settings
 from rag.errors import IndexMissingError, InputError
-from rag.retrieve import open_retriever, retrieve, rrf_fusion, score_fusion, validate_question
+from rag.inputs import validate_question
+from rag.search.ranking import rrf_fusion, score_fusion
+from rag.search.retriever import open_retriever
 
 
 def test_passages_are_exact_slices_of_their_source(article_settings: Settings) -> None:
@@ -106,7 +109,7 @@ def test_question_validation_keeps_ordinary_text() -> None:
 @pytest.mark.parametrize("k", [0, -1, 51, 2.5, True])
 def test_bad_k_is_refused(article_settings: Settings, k: object) -> None:
     with pytest.raises(InputError, match="k must be"):
-        open_retriever(article_settings).retrieve("Sochi", k)  # type: ignore[arg-type]
+        retrieve("Sochi", k, settings=article_settings)  # type: ignore[arg-type]
 
 
 def test_retriever_is_shared_and_thread_safe(article_settings: Settings) -> None:

@@ -26,9 +26,9 @@ from streamlit.testing.v1 import AppTest
 
 import rag
 from rag import Answer, Settings
-from rag.ingest import build_index
-from rag.prompts import load_prompt
-from rag.retrieve import open_retriever
+from rag.answer.prompts import load_prompt
+from rag.index.build import build_index
+from rag.search.retriever import open_retriever
 from tests.fakes import MockModel
 from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
 
@@ -275,7 +275,7 @@ def _unsafe(path: Path) -> list[str]:
 
 
 def test_nothing_untrusted_is_unpickled_or_evaluated() -> None:
-    files = sorted((REPO / "rag").glob("*.py")) + [REPO / "app.py"]
+    files = sorted((REPO / "rag").rglob("*.py")) + sorted((REPO / "ui").rglob("*.py")) + [REPO / "app.py"]
     assert len(files) > 10
     assert [problem for path in files for problem in _unsafe(path)] == []
 

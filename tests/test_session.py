@@ -1,4 +1,4 @@
-"""rag.session: answers finished on their own thread, conversations kept per process."""
+"""ui.session: answers finished on their own thread, conversations kept per process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from rag import Answer, InputError
-from rag.session import UNEXPECTED, BackgroundAnswer, Conversations
+from ui.session import UNEXPECTED, BackgroundAnswer, Conversations
 
 
 class Scripted:

@@ -8,19 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from rag import store
+from rag.api import retrieve
 from rag.config import Settings
 from rag.errors import StoreUnavailableError
-from rag.ingest import build_index
-from rag.retrieve import Retriever, open_retriever, retrieve
-from tests.conftest import free_port, run_chroma
+from rag.evaluation.procs import free_port
+from rag.index import store
+from rag.index.build import build_index
+from rag.search.retriever import Retriever, open_retriever
+from tests.conftest import run_chroma
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture
-def server_settings(chroma_server: tuple[str, int], tmp_path: Path) -> Settings:
-    host, port = chroma_server
+def server_settings(chroma_server_address: tuple[str, int], tmp_path: Path) -> Settings:
+    host, port = chroma_server_address
     name = f"srv-{tmp_path.name[-20:]}".replace("_", "-")
     return Settings(index_dir=tmp_path / "lock", chroma_host=host, chroma_port=port, collection=name[:40])
 

@@ -1,0 +1,96 @@
+"""Citation markers: parse, renumber, render.
+
+Invariants every answer leaves here with: markers are numbered 1..n in order of first appearance with no
+gaps; each number maps to exactly one retrieved passage (and each passage to one number); a marker pointing
+at no passage is removed; `Citation.text == source_text[start:end]` because it is the retrieved Passage itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rag.types import Citation, Passage
+
+# [1]  [1, 2]  [1,2,3]  [12]  and the model's habit [Passage 2] / [source 1]. At most 3 digits: "[2016]" is a year.
+MARKER = re.compile(r"\[\s*(?:(?:passage|source|doc)\s*)?(\d{1,3}(?:\s*[,;]\s*(?:(?:passage|source|doc)\s*)?\d{1,3})*)\s*\]", re.I)
+_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?])")
+_MULTI_SPACE = re.compile(r"[ \t]{2,}")
+_OPEN, _CLOSE = "\ue000", "\ue001"  # private-use characters: never in model output we keep
+_REPEAT = re.compile(r"\[(\d+)\](?:\s*\[\1\])+")
+
+
+def marker_numbers(text: str) -> list[int]:
+    """Every number referenced by a marker, in order of appearance (repeats kept)."""
+    return [int(n) for m in MARKER.finditer(text) for n in re.findall(r"\d+", m.group(1))]
+
+
+def strip_markers(text: str) -> str:
+    """The text without any marker (nor one formed by removing another: "[3[0]]"), spaces tidied."""
+    while MARKER.search(text):
+        text = MARKER.sub("", text)
+    return _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+    return _MULTI_SPACE.sub(" ", text).strip()
+
+
+def _key(p: Passage) -> tuple[str, int, int]:
+    return (p.source, p.start, p.end)
+
+
+@dataclass
+class Numbering:
+    """Assigns final numbers to passages by first appearance; shared across the sentences of one answer."""
+
+    passages: list[Passage]
+
+    def __init__(self) -> None:
+        self.passages = []
+        self._numbers: dict[tuple[str, int, int], int] = {}
+
+    def number(self, passage: Passage) -> int:
+        key = _key(passage)
+        if key not in self._numbers:
+            self.passages.append(passage)
+            self._numbers[key] = len(self.passages)
+        return self._numbers[key]
+
+    def citations(self) -> list[Citation]:
+        return [Citation(i, p.source, p.text, p.start, p.end) for i, p in enumerate(self.passages, 1)]
+
+
+def renumber(text: str, by_marker: Mapping[int, Passage], numbering: Numbering | None = None) -> tuple[str, list[Citation]]:
+    """Rewrite the markers of `text` (the model's numbers, keys of `by_marker`) into final numbers.
+
+    Groups like [1, 2] become [1][2]; repeated passages inside a group collapse; unknown numbers vanish.
+    """
+    numbering = numbering if numbering is not None else Numbering()
+
+    def replace(match: re.Match[str]) -> str:
+        finals: list[int] = []
+        for raw in re.findall(r"\d+", match.group(1)):
+            passage = by_marker.get(int(raw))
+            if passage is not None:
+                n = numbering.number(passage)
+                if n not in finals:
+                    finals.append(n)
+        return "".join(f"{_OPEN}{n}{_CLOSE}" for n in finals)
+
+    # Final markers are written with placeholder brackets first: removing "[0]" from "[3[0]]" must not leave
+    # a "[3]" that nobody numbered. Anything marker-shaped left after the rewrite is such debris.
+    rewritten = MARKER.sub(replace, text.replace(_OPEN, "").replace(_CLOSE, ""))
+    while MARKER.search(rewritten):
+        rewritten = MARKER.sub("", rewritten)
+    rewritten = rewritten.replace(_OPEN, "[").replace(_CLOSE, "]")
+    return _tidy(_REPEAT.sub(r"[\1]", rewritten)), numbering.citations()
+
+
+def render_sentence(sentence: str, passages: Sequence[Passage], numbering: Numbering) -> str:
+    """A claim (no markers) followed by the final markers of the passages that support it."""
+    finals = list(dict.fromkeys(numbering.number(p) for p in passages))
+    marks = "".join(f"[{n}]" for n in finals)
+    return f"{sentence} {marks}" if marks else sentence

@@ -1,0 +1,275 @@
+"""Composing one answer: the refusal gate, the extractive answer, and the checked model answer.
+
+`Composer` holds what one question needs (settings, retriever, model, retrieved passages, the article's
+main names) so each step stays a short method. Answers leave here with final numbering and citations.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
+from rag.answer.extractive import Similarity, Unit, select
+from rag.answer.extractive import near_duplicate as _near_duplicate
+from rag.answer.gate import fits_question, refusal_before
+from rag.answer.prompts import render
+from rag.answer.support import SupportChecker
+from rag.answer.terms import content_stems, main_names, sentence_spans, stem, stem_in
+from rag.answer.verify import Checked, check_sentence, says_cant_tell, split_complete
+from rag.errors import ModelAuthError, ModelError, RagError
+from rag.models.chat import ChatModel, Message
+from rag.types import Answer, Passage, Timings
+
+REFUSAL = "The article doesn't cover this: the retrieved passages don't answer the question."
+PROMPT_PASSAGES = 3
+MAX_SENTENCES = 3
+MAX_DROPPED = 4
+_OPEN_QUESTION = re.compile(r"^\s*(why|how(?!\s+(much|many|long|old|far|big|large)\b)|in what way|explain)\b", re.I)
+PROMPT_CHARS = 1050  # ~260 tokens of passages: the local model reads ~65 tokens/s
+
+
+def refusal_text() -> str:
+    return REFUSAL
+
+
+@dataclass
+class _Draft:
+    """What the checks made of the model's reply so far."""
+
+    kept: list[Checked] = field(default_factory=list)
+    pointed: list[Passage] = field(default_factory=list)  # passages named by a bare "[2]" with no sentence
+    dropped: int = 0
+    cant_tell: bool = False  # the model said the passages don't tell
+    invented: bool = False  # a dropped sentence named something no shown passage mentions
+
+
+class Composer:
+    def __init__(self, settings: Any, retriever: Any, model: ChatModel | None) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.model = model
+        self.question = ""
+        self.passages: list[Passage] = []
+        self.sources: list[str] = []
+        self.checker = SupportChecker()
+        self._started = 0.0
+        self._retrieved = 0.0
+        self._first: float | None = None
+
+    def start(self, standalone: str, passages: list[Passage], started: float) -> None:
+        self.question, self.passages, self._started = standalone, passages, started
+        self._retrieved = time.perf_counter() - started
+        seen = dict.fromkeys(p.source for p in passages)
+        self.sources = [self.retriever.source_text(s) for s in seen]
+        self.checker = SupportChecker(_main_names("\n".join(self.sources)))
+
+    # -- decisions -------------------------------------------------------------------------------------
+
+    def refuse_before(self) -> bool:
+        return not self.passages or refusal_before(self.question, self.sources, self.checker.allowed_names) is not None
+
+    def refusal(self, provider: str | None = None) -> Answer:
+        return self._answer(REFUSAL, Numbering(), refused=True, provider=provider)
+
+    # -- extractive ------------------------------------------------------------------------------------
+
+    def select_units(self, among: Sequence[Passage] | None = None) -> list[tuple[Passage, Unit]]:
+        """Sentences to quote, from `among` (default: every retrieved passage), with their passages."""
+        pool = list(among) if among is not None else self.passages
+        units = select(self.question, pool, similarity=self._similarity())
+        if not units or not fits_question(self.question, " ".join(u.text for u in units)):
+            return []
+        return [(pool[u.passage_index], u) for u in units]
+
+    def extractive(self, prefer: Sequence[Passage] = ()) -> Generator[str, None, Answer]:
+        """Quote the best sentences; from the `prefer`red passages (the model's pick) when they answer."""
+        chosen = (self.select_units(prefer) if prefer else []) or self.select_units()
+        if not chosen:
+            return self.refusal(provider="extractive")
+        numbering = Numbering()
+        text = " ".join(render_sentence(u.text, [p], numbering) for p, u in chosen)
+        self._first = self._first or time.perf_counter() - self._started
+        yield text
+        return self._answer(text, numbering, provider="extractive")
+
+    # -- model -----------------------------------------------------------------------------------------
+
+    def generate(self) -> Generator[str, None, Answer]:
+        assert self.model is not None  # noqa: S101 - only called with a model
+        shown = self.passages[:PROMPT_PASSAGES]
+        draft, numbering = _Draft(), Numbering()
+        sentences = self._sentences(self.model, answer_messages(self.question, shown))
+        try:
+            for sentence in sentences:
+                checked = self._take(sentence, shown, draft)
+                if checked is not None:
+                    yield (" " if len(draft.kept) > 1 else "") + render_sentence(checked.claim, checked.passages, numbering)
+                if len(draft.kept) >= MAX_SENTENCES or draft.dropped >= MAX_DROPPED:
+                    break  # the rest would only cost time on a CPU: the prompt asks for at most three
+        except ModelAuthError:
+            raise
+        except ModelError:
+            if not self.settings.fallback_extractive:
+                raise
+            return (yield from self.extractive(draft.pointed))
+        finally:
+            sentences.close()  # stops generation (closes the HTTP stream) when we stop early
+        kept = draft.kept
+        if kept and fits_question(self.question, " ".join(c.claim for c in kept)):
+            for extra in self._supplement(kept):
+                kept.append(extra)
+                yield " " + render_sentence(extra.claim, extra.passages, numbering)
+            text = " ".join(render_sentence(c.claim, c.passages, numbering) for c in kept)
+            return self._answer(text, numbering)
+        if not kept and not draft.pointed and (draft.cant_tell or draft.invented):
+            return self.refusal()  # the model says, or shows by reaching outside them, that the passages can't tell
+        return (yield from self.extractive(draft.pointed))
+
+    def _take(self, sentence: str, shown: list[Passage], draft: _Draft) -> Checked | None:
+        """Check one generated sentence; record it in `draft` (kept, dropped, or a bare pointer)."""
+        draft.cant_tell = draft.cant_tell or says_cant_tell(sentence)
+        if not strip_markers(sentence).strip(" .,;:"):
+            draft.pointed += [shown[n - 1] for n in marker_numbers(sentence) if 1 <= n <= len(shown)]
+            return None
+        checked = check_sentence(sentence, shown, self.checker)
+        if checked is None or _repeats(checked, draft.kept) or not self._relevant(checked):
+            draft.invented = draft.invented or bool(self.checker.foreign_names(sentence, [p.text for p in shown]))
+            draft.dropped += 1
+            return None
+        draft.kept.append(checked)
+        return checked
+
+    def _relevant(self, checked: Checked) -> bool:
+        """A true sentence can still answer another question ("$100 billion" for "how much did Turkey pay for
+        the S-400?"). When the question has two or more words beyond the article's main names, the sentence or
+        its passage must contain one of them."""
+        common = {stem(n) for n in self.checker.allowed_names}
+        terms = [t for t in dict.fromkeys(content_stems(self.question)) if t not in common]
+        if len(terms) < 2:
+            return True
+        have = set(content_stems(" ".join([checked.claim, *(p.text for p in checked.passages)])))
+        return any(stem_in(t, have) for t in terms)
+
+    def _supplement(self, kept: list[Checked]) -> list[Checked]:
+        """For an open question ("why ...") answered from one passage, one more verbatim sentence from another
+        retrieved passage, when it answers the question about as well as the best one."""
+        cited = {p for c in kept for p in c.passages}
+        if len(cited) >= 2 or not _OPEN_QUESTION.search(self.question):
+            return []
+        for unit in select(self.question, self.passages, similarity=self._similarity()):
+            passage = self.passages[unit.passage_index]
+            if passage not in cited and not any(_near_duplicate(unit.text, c.claim) for c in kept):
+                return [Checked(unit.text, (passage,))]
+        return []
+
+    def _sentences(self, model: ChatModel, messages: list[Message]) -> Generator[str, None, None]:
+        buffer = ""
+        for delta in model.stream(messages):
+            if self._first is None:
+                self._first = time.perf_counter() - self._started
+            buffer += delta
+            done, buffer = split_complete(buffer)
+            yield from done
+        if buffer.strip():
+            yield buffer.strip()
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _similarity(self) -> Similarity | None:
+        try:
+            from rag.models.embed import embed_passages, embed_query, get_embedder
+
+            embedder = get_embedder(self.settings)
+        except (RagError, ImportError):
+            return None
+
+        def similarity(question: str, texts: Sequence[str]) -> list[float]:
+            query = embed_query(embedder, question)
+            return [float(v @ query) for v in _unit_vectors(embedder, texts, embed_passages)]
+
+        return similarity
+
+    def _answer(self, text: str, numbering: Numbering, *, refused: bool = False, provider: str | None = None) -> Answer:
+        model = self.model
+        if provider is None:
+            provider = model.provider if model is not None else "extractive"
+        total = time.perf_counter() - self._started
+        return Answer(
+            text=text,
+            citations=[] if refused else numbering.citations(),
+            passages=list(self.passages),
+            refused=refused,
+            standalone_question=self.question,
+            provider=provider,
+            model=model.model if model is not None and provider != "extractive" else "",
+            timings=Timings(retrieve=self._retrieved, first_token=self._first, total=total),
+        )
+
+
+def answer_messages(question: str, passages: Sequence[Passage]) -> list[Message]:
+    """System: the constant rules (cached by llama.cpp). User: the numbered passages, then the question.
+
+    Each passage is cut to its sentences that share most words with the question, so the uncached part of
+    the prompt stays near 250 tokens (first token in ~4 s on 2 cores); citations still name whole passages.
+    """
+    per_passage = PROMPT_CHARS // max(1, len(passages))
+    blocks = [f"[{i}] {excerpt(question, p.text, per_passage)}" for i, p in enumerate(passages, 1)]
+    return [
+        {"role": "system", "content": render("answer_system")},
+        {"role": "user", "content": render("answer_user", passages="\n\n".join(blocks), question=question)},
+    ]
+
+
+def excerpt(question: str, text: str, limit: int) -> str:
+    """`text` on one line, or, when longer than `limit`, its sentences most related to the question (in order)."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    spans = sentence_spans(text)
+    wanted = set(content_stems(question))
+    ranked = sorted(range(len(spans)), key=lambda i: -len(wanted & set(content_stems(text[slice(*spans[i])]))))
+    chosen: list[int] = []
+    used = 0
+    for i in ranked:
+        size = spans[i][1] - spans[i][0]
+        if chosen and used + size > limit:
+            continue
+        chosen.append(i)
+        used += size
+    return " ... ".join(" ".join(text[slice(*spans[i])].split()) for i in sorted(chosen))
+
+
+def _repeats(checked: Checked, kept: list[Checked]) -> bool:
+    return any(c.claim == checked.claim for c in kept)
+
+
+# Sentence vectors by (embedder, text): the same article's sentences come back question after question, and
+# embedding them is most of the extractive answer's time on this CPU.
+_VECTORS: dict[tuple[int, str], Any] = {}
+_VECTORS_LOCK = threading.Lock()
+_MAX_VECTORS = 20_000
+
+
+def _unit_vectors(embedder: Any, texts: Sequence[str], embed: Any) -> list[Any]:
+    owner = id(embedder)
+    with _VECTORS_LOCK:
+        found = {t: _VECTORS[(owner, t)] for t in texts if (owner, t) in _VECTORS}
+    missing = [t for t in dict.fromkeys(texts) if t not in found]
+    if missing:
+        found.update(zip(missing, embed(embedder, missing), strict=True))
+        with _VECTORS_LOCK:
+            if len(_VECTORS) > _MAX_VECTORS:
+                _VECTORS.clear()
+            _VECTORS.update({(owner, t): found[t] for t in missing})
+    return [found[t] for t in texts]
+
+
+@functools.lru_cache(maxsize=16)
+def _main_names(text: str) -> frozenset[str]:
+    return main_names(text)

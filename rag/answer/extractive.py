@@ -1,0 +1,114 @@
+"""Extractive answering: quote the retrieved sentences that best answer the question, verbatim.
+
+Used as a provider on its own (no generator at all) and as the fallback when a model is unreachable or its
+answer fails the checks. Quoted units are exact slices of the passage text, so they are true to their passage
+by construction; the work here is choosing units that answer the question.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rag.answer.terms import content_stems, numbers, sentence_spans, stem_in
+from rag.types import Passage
+
+# A sentence scorer by meaning: (question, sentences) -> cosine similarities. Optional; lexical alone works.
+Similarity = Callable[[str, Sequence[str]], Sequence[float]]
+
+_NUMERIC_QUESTION = re.compile(r"^\s*(how (much|many|large|big|long)|what (year|percentage|share|amount))\b", re.I)
+# Units that only make sense with the sentence before them ("It is $100 billion.", "Such as ...", "to an ...").
+_CONTINUATION = re.compile(r"^(?:[a-z]|It\b|Such as\b|All are\b|This (?:is|was|result)\b)")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A quotable span of a retrieved passage: `passage.text[start:end] == text`."""
+
+    passage_index: int
+    text: str
+    start: int
+    end: int
+    score: float = 0.0
+    lexical: float = 0.0  # share of the question's (idf-weighted) terms in the unit
+
+
+def units(passages: Sequence[Passage]) -> list[Unit]:
+    """Sentences of every passage, a continuation fragment merged into the sentence before it."""
+    found: list[Unit] = []
+    for i, passage in enumerate(passages):
+        spans: list[tuple[int, int]] = []
+        for start, end in sentence_spans(passage.text):
+            if spans and _CONTINUATION.match(passage.text[start:end]):
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+        found += [Unit(i, passage.text[s:e], s, e) for s, e in spans]
+    return found
+
+
+def _idf(question_terms: list[str], pool: list[set[str]]) -> dict[str, float]:
+    n = len(pool) or 1
+    return {t: math.log(1 + n / (1 + sum(1 for u in pool if stem_in(t, u)))) for t in question_terms}
+
+
+def score_units(
+    question: str, passages: Sequence[Passage], similarity: Similarity | None = None
+) -> list[Unit]:
+    """Every unit scored for how well it answers `question` (0..~1.3), best first."""
+    candidates = units(passages)
+    if not candidates:
+        return []
+    stems = [set(content_stems(u.text)) for u in candidates]
+    terms = list(dict.fromkeys(content_stems(question)))
+    weights = _idf(terms, stems)
+    total = sum(weights.values()) or 1.0
+    dense = list(similarity(question, [u.text for u in candidates])) if similarity else None
+    wants_number = bool(_NUMERIC_QUESTION.match(question))
+    scored: list[Unit] = []
+    for k, (unit, unit_stems) in enumerate(zip(candidates, stems, strict=True)):
+        lexical = sum(w for t, w in weights.items() if stem_in(t, unit_stems)) / total
+        score = lexical if dense is None else 0.5 * lexical + 0.5 * _rescale(dense[k])
+        if wants_number:
+            score += 0.2 if numbers(unit.text) else -0.2
+        score += 0.05 / (1 + unit.passage_index)  # retrieval rank breaks ties
+        scored.append(Unit(unit.passage_index, unit.text, unit.start, unit.end, score, lexical))
+    return sorted(scored, key=lambda u: -u.score)
+
+
+def _rescale(cosine: float) -> float:
+    # e5 cosines crowd into 0.70-0.90; spread that range over 0..1.
+    return min(1.0, max(0.0, (cosine - 0.72) / 0.16))
+
+
+def select(
+    question: str,
+    passages: Sequence[Passage],
+    *,
+    min_score: float = 0.34,
+    min_lexical: float = 0.3,
+    max_units: int = 3,
+    similarity: Similarity | None = None,
+) -> list[Unit]:
+    """The units to quote, best first, from distinct passages where possible; [] when none is good enough."""
+    # Meaning alone finds a sentence "about" anything; the question's own words must be there too.
+    ranked = [u for u in score_units(question, passages, similarity) if u.score >= min_score and u.lexical >= min_lexical]
+    if not ranked:
+        return []
+    keep_from = max(min_score, 0.65 * ranked[0].score)
+    chosen: list[Unit] = []
+    for unit in ranked:
+        if len(chosen) >= max_units or unit.score < keep_from:
+            break
+        if any(near_duplicate(unit.text, c.text) for c in chosen):
+            continue
+        chosen.append(unit)
+    return chosen
+
+
+def near_duplicate(a: str, b: str) -> bool:
+    # The article repeats a paragraph almost word for word; quoting both adds nothing.
+    sa, sb = set(content_stems(a)), set(content_stems(b))
+    return bool(sa and sb) and len(sa & sb) / len(sa | sb) >= 0.7

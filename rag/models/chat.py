@@ -1,0 +1,294 @@
+"""Chat models: the local Qwen model served by xllamacpp, OpenAI, and OpenAI-compatible servers.
+
+This is the only module (with its helpers `localmodel` and `localserver`) that imports model clients. Everything above
+it sees `ChatModel`. All three providers go through the same code: LlamaIndex's `OpenAILike` talking
+to an OpenAI-compatible `/v1/chat/completions`, the local one on 127.0.0.1.
+
+Failure policy: retries (exponential backoff, `settings.max_retries`) only on 429, 5xx, connection
+errors and timeouts, and only before the first token was yielded; once text has been streamed, a
+failure raises ModelError ("cut off") so no caller shows a partial reply as complete. A local server
+that stops answering is restarted once. No message, log line or repr ever contains the API key.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Generator, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypedDict
+from urllib.parse import urlsplit
+
+from rag.cache import SettingsCache
+from rag.config import Settings
+from rag.errors import ConfigError, InputError, ModelAuthError, ModelError
+from rag.models.weights import MODEL_NAME
+from rag.models.server import LocalServer, local_server
+
+log = logging.getLogger(__name__)
+
+OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
+ROLES = ("system", "user", "assistant")
+_BACKOFF_BASE, _BACKOFF_CAP = 0.5, 8.0
+_CUT_CAUSES = {"connect": "connection lost", "timeout": "no data in time", "retry": "a server error"}
+
+
+class Message(TypedDict):
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+class ChatModel(Protocol):
+    """Streams the reply to a chat as text deltas. Raises ModelError / ModelAuthError on failure."""
+
+    provider: str  # "local" | "openai" | "openai-compatible"
+    model: str
+
+    def stream(self, messages: Sequence[Message]) -> Iterator[str]: ...
+
+
+class _CutOff(Exception):
+    """The stream ended without a finish reason: the connection closed before the reply was complete."""
+
+
+class OpenAICompatibleModel:
+    """A `ChatModel` over any OpenAI-compatible chat endpoint (OpenAI, Ollama, vLLM, llama.cpp)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        provider: str,
+        model: str,
+        base_url: str = "",
+        api_key: str | None = None,
+        server: LocalServer | None = None,
+        context_window: int = 128_000,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self._settings = settings
+        self._fixed_base = base_url.rstrip("/")
+        self._key = api_key
+        self._server = server
+        self._context_window = context_window
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleModel(provider={self.provider!r}, model={self.model!r}, at={self._where()!r})"
+
+    def complete(self, messages: Sequence[Message]) -> str:
+        """The whole reply at once (the join of `stream`)."""
+        return "".join(self.stream(messages))
+
+    def stream(self, messages: Sequence[Message]) -> Iterator[str]:
+        """Yield the reply's text deltas; retry only while nothing has been yielded yet."""
+        chat = _to_chat_messages(messages)
+        attempt, restarted = 0, False
+        while True:
+            yielded = False
+            try:
+                for delta in self._stream_once(chat):
+                    yielded = True
+                    yield delta
+                return
+            except ModelError:
+                raise
+            except Exception as err:  # mapped below to our own messages: SDK text may quote a key
+                kind = _classify(err)
+                if yielded:
+                    raise ModelError(
+                        f"The model's reply was cut off ({_CUT_CAUSES.get(kind, 'a bad chunk')} from {self._where()} "
+                        "mid-answer); the partial text was discarded."
+                    ) from None
+                if kind == "connect" and not restarted and self._server is not None and not self._server.alive():
+                    self._server.restart(self._server.last_address)  # once per process, then ModelError
+                    restarted = True
+                    continue
+                if kind in ("retry", "connect", "timeout") and attempt < self._settings.max_retries:
+                    delay = _backoff(attempt, err)
+                    log.warning("%s: %s, retrying in %.1f s", self.provider, _status_text(err, kind), delay)
+                    time.sleep(delay)
+                    attempt += 1
+                    continue
+                raise self._final_error(kind, err, attempt + 1) from None
+
+    def _stream_once(self, chat: list[Any]) -> Iterator[str]:
+        finished = False
+        for chunk in self._client().stream_chat(chat):
+            if chunk.delta:
+                yield chunk.delta
+            choices = getattr(chunk.raw, "choices", None) or []
+            if choices and getattr(choices[0], "finish_reason", None):
+                finished = True
+                if choices[0].finish_reason == "length":
+                    log.info("%s reply stopped at max_answer_tokens", self.provider)
+        if not finished:
+            raise _CutOff()
+
+    def _base_url(self) -> str:
+        return self._server.address + "/v1" if self._server is not None else self._fixed_base
+
+    def _where(self) -> str:
+        """host:port of the endpoint, for messages: never the path, query or any credentials in the URL."""
+        base = self._server.last_address if self._server is not None else self._fixed_base
+        try:
+            parts = urlsplit(base)
+            return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname or "the model server")
+        except ValueError:
+            return "the model server"
+
+    def _client(self) -> Any:
+        from llama_index.llms.openai_like import OpenAILike
+
+        base = self._base_url()
+        with self._lock:
+            if base not in self._clients:
+                s = self._settings
+                self._clients[base] = OpenAILike(  # type: ignore[call-arg]  # http_client is an OpenAI.__init__ argument
+                    model=self.model,
+                    api_base=base,
+                    # The key travels only in the HTTP client's auth, never in LlamaIndex's object, whose repr,
+                    # to_dict() and instrumentation events would otherwise carry it.
+                    api_key="unused",
+                    http_client=_http_client(self._key, base),
+                    is_chat_model=True,
+                    context_window=self._context_window,
+                    temperature=s.temperature,
+                    max_tokens=s.max_answer_tokens,
+                    timeout=s.request_timeout,
+                    max_retries=0,  # retries are ours: the SDK's would also retry after tokens arrived
+                    reuse_client=True,
+                )
+            return self._clients[base]
+
+    def _final_error(self, kind: str, err: Exception, attempts: int) -> ModelError:
+        status = getattr(err, "status_code", None)
+        where = self._where()
+        tries = f" after {attempts} attempt{'s' if attempts > 1 else ''}"
+        if kind == "auth":
+            what = "rejected the API key" if status == 401 else "refused access with this API key"
+            return ModelAuthError(f"The model provider at {where} {what} (HTTP {status}): set a valid OPENAI_API_KEY.")
+        if kind == "timeout":
+            return ModelError(
+                f"The model at {where} did not answer within {self._settings.request_timeout:g} s{tries} "
+                "(RAG_REQUEST_TIMEOUT)."
+            )
+        if kind == "connect":
+            hint = "" if self._server is not None else " Check that it is running and OPENAI_BASE_URL."
+            return ModelError(f"Can't reach the model server at {where}{tries}.{hint}")
+        if kind == "retry" and status == 429:
+            return ModelError(f"The model provider at {where} is rate-limiting requests (HTTP 429){tries}; try later.")
+        if kind == "retry":
+            return ModelError(f"The model server at {where} failed (HTTP {status}){tries}.")
+        if status == 404:
+            return ModelError(f"The model server at {where} doesn't know the model {self.model!r} (HTTP 404).")
+        if status is not None:
+            return ModelError(f"The model server at {where} refused the request (HTTP {status}).")
+        return ModelError(f"The model server at {where} sent a reply that could not be read.")
+
+
+def _http_client(key: str | None, base_url: str) -> Any:
+    """An httpx client for the SDK that adds the key to requests for `base_url`'s origin only."""
+    import httpx
+    import openai
+
+    origin = urlsplit(base_url)
+
+    class BearerAuth(httpx.Auth):
+        def __repr__(self) -> str:
+            return "BearerAuth(<hidden>)"
+
+        def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+            # Only to the configured server: a redirect elsewhere never gets the key.
+            same = (request.url.scheme, request.url.host, request.url.port) == (
+                origin.scheme, origin.hostname, origin.port
+            )  # fmt: skip
+            if key and same:
+                request.headers["Authorization"] = f"Bearer {key}"
+            yield request
+
+    return openai.DefaultHttpxClient(auth=BearerAuth(), follow_redirects=False)
+
+
+def _classify(err: Exception) -> str:
+    """auth | retry (429/5xx) | connect | timeout | fatal, from the exceptions the SDK and httpx raise."""
+    import httpx
+    import openai
+
+    if isinstance(err, openai.AuthenticationError | openai.PermissionDeniedError):
+        return "auth"
+    if isinstance(err, openai.APIStatusError):
+        return "retry" if err.status_code == 429 or err.status_code >= 500 else "fatal"
+    if isinstance(err, openai.APITimeoutError | httpx.TimeoutException):
+        return "timeout"
+    if isinstance(err, openai.APIConnectionError | httpx.TransportError | _CutOff):
+        return "connect"
+    return "fatal"
+
+
+def _status_text(err: Exception, kind: str) -> str:
+    status = getattr(err, "status_code", None)
+    return f"HTTP {status}" if status else kind
+
+
+def _backoff(attempt: int, err: Exception) -> float:
+    """Exponential backoff; a short Retry-After from the server wins."""
+    delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)
+    response = getattr(err, "response", None)
+    retry_after = response.headers.get("retry-after") if response is not None else None
+    try:
+        if retry_after is not None:
+            delay = min(_BACKOFF_CAP, max(0.0, float(retry_after)))
+    except ValueError:
+        pass
+    return delay
+
+
+def _to_chat_messages(messages: Sequence[Message]) -> list[Any]:
+    from llama_index.core.llms import ChatMessage
+
+    if not messages:
+        raise InputError("No messages to send to the model.")
+    chat = []
+    for m in messages:
+        role, content = m.get("role"), m.get("content")
+        if role not in ROLES or not isinstance(content, str):
+            raise InputError("A chat message needs a role (system, user or assistant) and text content.")
+        chat.append(ChatMessage(role=role, content=content))
+    return chat
+
+
+_models: SettingsCache[OpenAICompatibleModel] = SettingsCache()
+
+
+def get_chat_model(settings: Settings) -> ChatModel:
+    """The chat model for `settings.resolved_provider` (local or openai), loaded once per process."""
+    provider = settings.resolved_provider
+    if provider not in ("local", "openai"):
+        raise ConfigError(f"The {provider!r} provider has no chat model; it answers by quoting passages.")
+    if provider == "openai" and not (settings.openai_api_key or settings.openai_base_url):
+        raise ConfigError("The openai provider needs OPENAI_API_KEY (or OPENAI_BASE_URL for a compatible server).")
+    return _models.get(settings.chat, lambda: _make_model(settings, provider))
+
+
+def _make_model(settings: Settings, provider: str) -> OpenAICompatibleModel:
+    if provider == "local":
+        server = local_server(settings)
+        server.start()  # load and warm up now, where the app shows a spinner, not at the first question
+        model = OpenAICompatibleModel(
+            settings, provider="local", model=MODEL_NAME, server=server, context_window=settings.llm_context
+        )
+    else:
+        base = settings.openai_base_url
+        model = OpenAICompatibleModel(
+            settings,
+            provider="openai-compatible" if base else "openai",
+            model=settings.openai_model,
+            base_url=base or OPENAI_DEFAULT_BASE,
+            api_key=settings.openai_api_key,
+        )
+    model._client()  # import LlamaIndex's client (a second or two) now too; no request is sent
+    return model

@@ -1,0 +1,1 @@
+"""Stage 2, searching: hybrid BM25 + dense retrieval over an existing build (searching never builds)."""

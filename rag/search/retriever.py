@@ -1,0 +1,211 @@
+"""Hybrid retrieval: BM25 (bm25s, English stemmer) and dense Chroma search, fused (ranking.py: min-max score
+fusion by default, reciprocal rank fusion as an option), near-duplicate passages collapsed.
+
+`open_retriever(settings)` opens an existing build (it never builds: `rag.api.open_index` decides that) and loads the embedder, the current Chroma build and a BM25 index once per
+process; it is thread-safe (Streamlit serves sessions on threads) and notices when another thread or
+process has switched the index to a new build.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from rag.cache import SettingsCache
+from rag.config import Settings
+from rag.errors import IndexCorruptError, IndexMissingError, InputError
+from rag.index import store
+from rag.models.embed import embed_query, get_embedder, model_id
+from rag.search.ranking import FUSIONS, Lexical, candidates, near_duplicate, ranks, rrf_fusion, score_fusion
+from rag.types import IndexStats, Passage
+
+MAX_K = 50
+_WORD = re.compile(r"\w+")
+_ALLOWED_CONTROL = {"\n", "\t", "\r"}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved passage with the evidence behind its rank (the answering code gates on these)."""
+
+    passage: Passage
+    dense: float  # cosine similarity of question and passage
+    bm25: float  # BM25 score (0 when no query term matches)
+    dense_rank: int | None  # 1-based rank among dense results, None if outside them
+    bm25_rank: int | None  # 1-based BM25 rank among the lexical candidates, None if outside them or no term matches
+
+
+@dataclass
+class _Build:
+    """One loaded build: everything a query needs, held in memory except the vectors."""
+
+    name: str
+    collection: Any
+    ids: list[str]
+    passages: list[Passage]
+    words: list[frozenset[str]]
+    lexical: Lexical
+    texts: dict[str, str]
+    stats: IndexStats
+
+
+def _load_build(client: Any, pointer: store.Pointer) -> _Build:
+    collection, records, texts = store.load_build(client, pointer.collection)
+    order = sorted(range(len(records["ids"])), key=lambda i: int(records["ids"][i][1:]))
+    ids = [records["ids"][i] for i in order]
+    passages = []
+    for i in order:
+        meta, text = records["metadatas"][i], records["documents"][i]
+        passages.append(Passage(source=meta["source"], text=text, start=meta["start"], end=meta["end"]))
+    stats = IndexStats(
+        documents=pointer.documents,
+        passages=pointer.passages,
+        collection=pointer.collection,
+        embed_model=pointer.embed_model,
+        built=False,
+        seconds=pointer.seconds,
+        built_at=pointer.built_at,
+    )
+    words = [frozenset(w.lower() for w in _WORD.findall(p.text)) for p in passages]
+    return _Build(
+        pointer.collection, collection, ids, passages, words, Lexical([p.text for p in passages]), texts, stats
+    )
+
+
+class Retriever:
+    """Hybrid retriever over the current build of `settings.collection`; safe to share between threads."""
+
+    def __init__(self, settings: Settings, fusion: str = "score") -> None:
+        if fusion not in FUSIONS:
+            raise InputError(f"Unknown fusion {fusion!r}: choose one of {', '.join(FUSIONS)}.")
+        self._fusion = fusion
+        self._settings = settings
+        self._embed_model = model_id(settings)
+        self._embedder = get_embedder(settings)
+        self._lock = threading.Lock()
+        self._build: _Build | None = None
+        self._current()
+
+    def _current(self) -> _Build:
+        """The current build, reloaded when the pointer has moved to a new one since the last query."""
+        settings = self._settings
+        with self._lock, store.store_errors(settings):
+            client = store.get_client(settings)
+            try:
+                pointer = store.read_pointer(client, settings, self._embed_model)
+            except Exception:
+                # The store may have been wiped and rebuilt (`index --rebuild`) by another process, or
+                # the server restarted: re-open it once before calling it corrupt or unreachable.
+                store.forget_client(settings)
+                client = store.get_client(settings)
+                pointer = store.read_pointer(client, settings, self._embed_model)
+            if pointer is None:
+                raise IndexMissingError(
+                    f"No index for {self._embed_model} in {store.where(settings)}: run `python -m rag index`."
+                )
+            if self._build is None or self._build.name != pointer.collection:
+                try:
+                    self._build = _load_build(client, pointer)
+                except Exception as err:
+                    raise IndexCorruptError(
+                        f"The index build {pointer.collection} in {store.where(settings)} is missing or "
+                        f"unreadable; {store.REBUILD_HINT}."
+                    ) from err
+            return self._build
+
+    @property
+    def stats(self) -> IndexStats:
+        return self._current().stats
+
+    def sources(self) -> list[str]:
+        return list(self._current().texts)
+
+    def source_text(self, source: str) -> str:
+        texts = self._current().texts
+        if source not in texts:
+            raise InputError(f"Unknown source {source!r}; the index holds: {', '.join(texts)}.")
+        return texts[source]
+
+    def retrieve(self, question: str, k: int = 5) -> list[Passage]:
+        return [hit.passage for hit in self.retrieve_detailed(question, k)]
+
+    def retrieve_detailed(self, question: str, k: int = 5) -> list[Hit]:
+        """Top-k hits by fused score (Passage.score), near-duplicates collapsed."""
+        # The question was validated at the entry point (rag.api, the CLI, the app); text is clean here.
+        text = question
+        vector = embed_query(self._embedder, text)
+        for attempt in (1, 2):
+            build = self._current()
+            try:
+                with store.store_errors(self._settings):
+                    dense = self._dense(build, vector, k)
+                break
+            except IndexCorruptError:
+                # A rebuild elsewhere may have switched the pointer and deleted this build mid-query:
+                # look at the pointer once more; a build that is really gone raises on the second try.
+                if attempt == 2:
+                    raise
+        lexical = build.lexical.scores(text)
+        return self._fuse(build, vector, dense, lexical, k)
+
+    def _dense(self, build: _Build, vector: np.ndarray, k: int) -> dict[int, tuple[int, float]]:
+        """Passage index -> (rank, cosine) for the dense candidates."""
+        n = min(len(build.ids), candidates(k))
+        found = store.nearest(build.collection, vector, n)
+        # ids are "p<position>"; cosine distance = 1 - cos
+        return {int(pid[1:]): (rank, 1.0 - dist) for rank, (pid, dist) in enumerate(found, 1)}
+
+    def _fuse(
+        self, build: _Build, vector: np.ndarray, dense: dict[int, tuple[int, float]], lexical: np.ndarray, k: int
+    ) -> list[Hit]:
+        # Only the best BM25 matches compete, like the dense side: a common word must not drag the whole
+        # corpus into the fusion of a large index.
+        matched = np.flatnonzero(lexical > 0)
+        if len(matched) > candidates(k):
+            matched = matched[np.argpartition(-lexical[matched], candidates(k))[: candidates(k)]]
+        bm25_rank = ranks(matched[np.argsort(-lexical[matched], kind="stable")])
+        fuse = rrf_fusion if self._fusion == "rrf" else score_fusion
+        fused = fuse(dense, lexical, bm25_rank)
+        chosen: list[int] = []
+        for idx in sorted(fused, key=lambda i: (-fused[i], i)):
+            if not any(near_duplicate(build.words[idx], build.words[j]) for j in chosen):
+                chosen.append(idx)
+            if len(chosen) == k:
+                break
+        cosines = self._cosines(build, vector, dense, chosen)
+        return [
+            Hit(
+                passage=replace(build.passages[idx], score=round(fused[idx], 6)),
+                dense=cosines[idx],
+                bm25=float(lexical[idx]),
+                dense_rank=dense[idx][0] if idx in dense else None,
+                bm25_rank=bm25_rank.get(idx),
+            )
+            for idx in chosen
+        ]
+
+    def _cosines(
+        self, build: _Build, vector: np.ndarray, dense: dict[int, tuple[int, float]], chosen: list[int]
+    ) -> dict[int, float]:
+        """Cosine of every chosen passage; those outside the dense candidates are fetched from Chroma."""
+        out = {idx: dense[idx][1] for idx in chosen if idx in dense}
+        missing = [idx for idx in chosen if idx not in dense]
+        if missing:
+            with store.store_errors(self._settings):
+                vectors = store.vectors(build.collection, [build.ids[i] for i in missing])
+            for pid, emb in vectors.items():
+                out[int(pid[1:])] = float(np.dot(emb, vector))
+        return out
+
+
+_retrievers: SettingsCache[Retriever] = SettingsCache()
+
+
+def open_retriever(settings: Settings) -> Retriever:
+    """The process-wide retriever over the current build; IndexMissingError when none was built (never builds)."""
+    key = (settings.store, settings.collection, settings.embedding)
+    return _retrievers.get(key, lambda: Retriever(settings))
