@@ -1,0 +1,1 @@
+"""Building the index from documents: readers that turn files and web pages into plain text with offsets."""
