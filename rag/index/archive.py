@@ -27,7 +27,11 @@ def open_zip(data: bytes, *, name: str, kind: str) -> zipfile.ZipFile:
         raise SourceError(f"{name}: the {kind} file is damaged or truncated (not a valid zip archive).") from None
     total = sum(info.file_size for info in infos)
     packed = max(sum(info.compress_size for info in infos), 1)
-    if len(infos) > MAX_ENTRIES or total > MAX_UNZIPPED_BYTES or (total > RATIO_FLOOR_BYTES and total / packed > MAX_RATIO):
+    if (
+        len(infos) > MAX_ENTRIES
+        or total > MAX_UNZIPPED_BYTES
+        or (total > RATIO_FLOOR_BYTES and total / packed > MAX_RATIO)
+    ):
         raise SourceError(
             f"{name}: the {kind} file would expand to {total:,} bytes from {len(data):,} (a zip bomb?); it is not opened."
         )

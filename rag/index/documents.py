@@ -46,7 +46,7 @@ def _looks_like_html(data: bytes) -> bool:
 
 
 def _zip_kind(data: bytes) -> str | None:
-    """"docx" or "epub" from the archive's member names (read from the central directory only)."""
+    """ "docx" or "epub" from the archive's member names (read from the central directory only)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())

@@ -93,12 +93,17 @@ def read_epub(data: bytes, *, name: str) -> ExtractedDocument:
             book = epub.read_epub(io.BytesIO(data), options={"ignore_ncx": True})
         for idref, _linear in book.spine:
             item = book.get_item_with_id(idref)
-            if item is not None and item.get_type() == ITEM_DOCUMENT:
+            # The navigation document repeats the table of contents: indexing it would duplicate every heading.
+            if item is not None and item.get_type() == ITEM_DOCUMENT and not isinstance(item, epub.EpubNav):
                 _add_chapter(builder, item.get_content())
     except Exception:  # EpubException, KeyError for missing parts, lxml errors on broken chapters
         raise SourceError(f"{name}: the EPUB file is damaged and can't be read.") from None
     if not builder.parts:
         raise SourceError(f"{name}: the e-book contains no text.")
     return builder.build(
-        title=_dc(book, "title") or name, source=name, format="epub", author=_dc(book, "creator"), date=_dc(book, "date")
+        title=_dc(book, "title") or name,
+        source=name,
+        format="epub",
+        author=_dc(book, "creator"),
+        date=_dc(book, "date"),
     )

@@ -65,7 +65,7 @@ def _read_limited(resp: httpx.Response, url: str, max_bytes: int, deadline: floa
     """The body, stopping as soon as it passes `max_bytes` or the overall deadline (a slow drip is a timeout)."""
     declared = resp.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise SourceError(f"{url}: the page is {int(declared):,} bytes, over the limit of {max_bytes:,}.")
+        raise SourceError(f"{url}: the page is {int(declared):,} bytes, over the size limit of {max_bytes:,}.")
     chunks: list[bytes] = []
     size = 0
     for chunk in resp.iter_bytes():
