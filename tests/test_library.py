@@ -183,3 +183,11 @@ def test_cli_add_docs_ask_remove(
     assert capsys.readouterr().out.startswith(f"removed {pdf['id']}")
     assert main(["docs", "--json"]) == 0
     assert pdf["id"] not in {d["id"] for d in json.loads(capsys.readouterr().out)}
+
+
+def test_rebuild_keeps_the_added_documents(library: Settings) -> None:
+    pdf = rag.add_document(samples.TWO_PAGE_PDF, settings=library)
+    before = snapshot(library)
+    stats = rag.build_index(settings=library, rebuild=True)
+    assert stats.built and stats.documents == 2
+    assert snapshot(library) == before and pdf.id in {d.id for d in rag.list_documents(library)}
