@@ -99,7 +99,8 @@ def _add_uploads(st: Any, uploads: Sequence[Any], settings: Settings, allow: boo
 
 
 def _add_path(path: Path, settings: Settings, allow: bool | None, progress: Callable[[float, str], None]) -> Document:
-    return rag.add_document(path, settings=settings, progress=progress, allow_private=allow)
+    # The upload's own file name is its source (not the temporary folder it was written to).
+    return rag.add_document(path, settings=settings, progress=progress, allow_private=allow, name=path.name)
 
 
 def _run(st: Any, jobs: Sequence[tuple[str, Add, str]]) -> None:
