@@ -13,9 +13,10 @@ from rag.answer.extractive import units
 from rag.answer.gate import fits_question, refusal_before
 from rag.answer.prompts import placeholders, render
 from rag.answer.support import SupportChecker, question_coverage
-from rag.answer.terms import main_names, sentence_spans
+from rag.answer.terms import main_names
 from rag.answer.verify import check_sentence, says_cant_tell, split_complete
 from rag.errors import ConfigError
+from rag.text import sentence_spans
 from rag.types import Passage
 
 P = [Passage("doc", f"passage {i}", i * 100, i * 100 + 9) for i in range(4)]
