@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.answer.citations import MARKER, marker_numbers, strip_markers
+from rag.answer.citations import marker_numbers, strip_markers
 from rag.answer.support import SupportChecker
 from rag.answer.terms import content_stems
 from rag.text import SENTENCE_END
@@ -109,6 +109,3 @@ def _cited(sentence: str, prompt_passages: Sequence[Passage]) -> tuple[Passage, 
             found.append(prompt_passages[n - 1])
     return tuple(found)
 
-
-def has_markers(text: str) -> bool:
-    return bool(MARKER.search(text))
