@@ -18,6 +18,7 @@ import rag
 from rag import Answer, Citation, RagError, Settings, Turn
 from rag.models.chat import get_chat_model
 from ui import render
+from ui.article import show_article, show_in_article
 from ui.session import UNEXPECTED, BackgroundAnswer, Conversations
 
 STARTERS = (
@@ -26,7 +27,6 @@ STARTERS = (
     "What trade volume target did the two presidents set?",
     "Where do Turkey and Russia compete?",
 )
-ALL = -1  # "highlight the citations of every answer"
 HISTORY_TURNS = 10  # follow-ups need the recent conversation, not all of it
 CSS = """<style>
 .rag-answer, .rag-quote, .rag-article { white-space: pre-wrap; overflow-wrap: anywhere; }
@@ -58,7 +58,7 @@ def main() -> None:
     chat_tab, article_tab = st.tabs(["Chat", "Article"], key="view", on_change="rerun")
     if article_tab.open:  # first: the open article must not wait for an answer still being written in the chat
         with article_tab:
-            _show_article(retriever)
+            show_article(retriever)
     with chat_tab:
         _show_history(retriever)
         if question:
@@ -320,22 +320,9 @@ def _citation_card(cite: Citation, idx: int, source_text: Callable[[str], str | 
             key=f"jump-{idx}-{cite.number}",
             icon=":material/article:",
             type="tertiary",
-            on_click=_jump,
+            on_click=show_in_article,
             args=(idx, cite.number, cite.source),
         )
-
-
-def _jump(idx: int, number: int, source: str) -> None:
-    st.session_state.view = "Article"
-    st.session_state.highlight = idx
-    st.session_state.focus = _anchor(idx, number)
-    st.session_state.article_source = source
-    st.session_state.jumps = st.session_state.get("jumps", 0) + 1
-    st.session_state.scroll_once = st.session_state.jumps
-
-
-def _anchor(idx: int, number: int) -> str:
-    return f"cite-{idx}-{number}"
 
 
 def _source_text_fn(retriever: Any) -> Callable[[str], str | None]:
@@ -351,100 +338,6 @@ def _source_text_fn(retriever: Any) -> Callable[[str], str | None]:
         return cache[source]
 
     return source_text
-
-
-# ---------------------------------------------------------------- article view
-
-
-def _show_article(retriever: Any) -> None:
-    if retriever is None:
-        st.info("The article shows here once the index is available.")
-        return
-    try:
-        sources = list(retriever.sources())
-    except RagError as err:
-        st.error(str(err))
-        return
-    if not sources:
-        st.info("The index holds no documents.")
-        return
-    source = _pick_source(sources)
-    answered = [i for i, m in enumerate(st.session_state.messages) if "answer" in m and m["answer"].citations]
-    chosen = _pick_answer(answered)
-    marks = _marks(chosen, source)
-    try:
-        text = retriever.source_text(source)
-    except RagError as err:
-        st.error(str(err))
-        return
-    spans = render.shown_spans(text, marks)
-    if spans != [(0, len(text))]:
-        st.caption(f"A long document ({len(text):,} characters): showing the paragraphs around the citations.")
-    elif not marks:
-        st.caption("Passages cited in the chat are highlighted here.")
-    st.markdown(render.article_html(text, marks, spans), unsafe_allow_html=True)
-    nonce = st.session_state.pop("scroll_once", 0)
-    if nonce and st.session_state.focus:
-        _scroll_to(st.session_state.focus, nonce)
-
-
-def _pick_source(sources: list[str]) -> str:
-    if st.session_state.get("article_source") not in sources:
-        st.session_state.article_source = sources[0]
-    if len(sources) == 1:
-        return sources[0]
-    return str(st.selectbox("Document", sources, key="article_source"))
-
-
-def _pick_answer(answered: list[int]) -> int | None:
-    """Which answer's citations to highlight: one answer (default: the latest) or ALL of them."""
-    if not answered:
-        return None
-    options = [*answered, ALL] if len(answered) > 1 else answered
-    if st.session_state.highlight not in options:
-        st.session_state.highlight = answered[-1]
-    messages = st.session_state.messages
-    choice = st.selectbox(
-        "Highlight the passages cited in",
-        options,
-        index=options.index(st.session_state.highlight),
-        format_func=lambda i: (
-            "All answers" if i == ALL else f"Answer {answered.index(i) + 1}: {messages[i]['question'][:80]}"
-        ),
-    )
-    if choice != st.session_state.highlight:
-        st.session_state.highlight = choice
-        st.session_state.focus = None
-    return int(choice)
-
-
-def _marks(chosen: int | None, source: str) -> list[render.Mark]:
-    """Marks for the chosen answer's citations, numbered as in its text ([2]); for all answers, [answer.n]."""
-    if chosen is None:
-        return []
-    answered = [i for i, m in enumerate(st.session_state.messages) if "answer" in m]
-    marks = []
-    for k, idx in enumerate(answered, 1):
-        if chosen not in (idx, ALL):
-            continue
-        for c in st.session_state.messages[idx]["answer"].citations:
-            if c.source != source:
-                continue
-            label = f"[{k}.{c.number}]" if chosen == ALL else f"[{c.number}]"
-            anchor = _anchor(idx, c.number)
-            marks.append(render.Mark(label, c.start, c.end, anchor, focused=st.session_state.focus == anchor))
-    return marks
-
-
-def _scroll_to(anchor: str, nonce: int) -> None:
-    # Our own short script (no document text in it: the anchor is built from two integers). Streamlit keeps a
-    # chat page pinned to its bottom while it settles, so scroll a few times; the nonce makes a repeat click
-    # run it again (identical HTML is not re-rendered).
-    script = (
-        f"<script>/*{nonce}*/[300,900,1800].forEach(function(t){{setTimeout(function(){{"
-        f"var e=document.getElementById({anchor!r});if(e){{e.scrollIntoView({{block:'center'}});}}}},t);}});</script>"
-    )
-    st.html(script, unsafe_allow_javascript=True)
 
 
 main()
