@@ -23,7 +23,7 @@ model: setup
 	$(PY) -m rag model
 
 index: setup
-	$(PY) -m rag index
+	$(PY) -m rag index --if-missing
 
 run: model index
 	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) \

@@ -1,6 +1,7 @@
 """Answer questions about an article with cited passages.
 
-Public API (typed): `Settings`, `build_index`, `open_index`, `retrieve`, `query`, `query_stream`, the result
+Public API (typed): `Settings`, `build_index`, `open_index`, `retrieve`, `query`, `query_stream`, the document
+library (`add_document`, `add_text`, `list_documents`, `remove_document`), the result
 types and the `RagError` hierarchy. Heavy modules (models, Chroma) load lazily on first use.
 """
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from rag.config import Settings
 from rag.errors import (
     ConfigError,
+    DocumentExistsError,
     IndexBusyError,
     IndexCorruptError,
     IndexMissingError,
@@ -21,11 +23,20 @@ from rag.errors import (
     SourceError,
     StoreUnavailableError,
 )
-from rag.types import Answer, Citation, IndexStats, Passage, Timings, Turn
+from rag.types import Answer, Citation, Document, IndexStats, Passage, Timings, Turn
 
 if TYPE_CHECKING:
     from rag.answer.pipeline import AnswerStream
-    from rag.api import open_index, query, query_stream, retrieve
+    from rag.api import (
+        add_document,
+        add_text,
+        list_documents,
+        open_index,
+        query,
+        query_stream,
+        remove_document,
+        retrieve,
+    )
     from rag.index.build import build_index
 
 # Importing `rag` stays cheap (no Chroma, no models, no LlamaIndex) until a function is first used.
@@ -35,6 +46,10 @@ _LAZY = {
     "retrieve": "rag.api",
     "query": "rag.api",
     "query_stream": "rag.api",
+    "add_document": "rag.api",
+    "add_text": "rag.api",
+    "list_documents": "rag.api",
+    "remove_document": "rag.api",
     "AnswerStream": "rag.answer.pipeline",
 }
 
@@ -43,6 +58,8 @@ __all__ = [
     "AnswerStream",
     "Citation",
     "ConfigError",
+    "Document",
+    "DocumentExistsError",
     "IndexBusyError",
     "IndexCorruptError",
     "IndexMissingError",
@@ -57,10 +74,14 @@ __all__ = [
     "StoreUnavailableError",
     "Timings",
     "Turn",
+    "add_document",
+    "add_text",
     "build_index",
+    "list_documents",
     "open_index",
     "query",
     "query_stream",
+    "remove_document",
     "retrieve",
 ]
 

@@ -1,22 +1,26 @@
 """The public functions: the one place that validates input, chooses the parts and decides when to build.
 
 Scripts, the CLI and the chat app all come through here: `open_index` (opens the index, building the
-default article's on first use, with a progress callback), `retrieve`, `query`, `query_stream`.
+default article's on first use, with a progress callback), `retrieve`, `query`, `query_stream`, and the
+document library: `add_document`, `add_text`, `list_documents`, `remove_document`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from rag.answer.pipeline import AnswerStream, PassageSource, answer_stream
 from rag.config import Settings
-from rag.errors import IndexMissingError, ModelAuthError, ModelError
+from rag.errors import IndexMissingError, InputError, ModelAuthError, ModelError
+from rag.index import library
 from rag.index.build import Progress, build_index
 from rag.inputs import validate_history, validate_k, validate_question
 from rag.models.chat import ChatModel, get_chat_model
 from rag.search.retriever import Retriever, open_retriever
-from rag.types import Answer, Passage, Turn
+from rag.types import Answer, Document, Passage, Turn
 
 DEFAULT_CORPUS = next(f.default for f in dataclasses.fields(Settings) if f.name == "corpus_path")
 
@@ -37,12 +41,74 @@ def open_index(
     return open_retriever(settings)
 
 
-def retrieve(question: str, k: int = 5, *, settings: Settings | None = None) -> list[Passage]:
-    """The k passages that best answer `question` (hybrid BM25 + dense, fused score in Passage.score)."""
+def retrieve(
+    question: str, k: int = 5, *, settings: Settings | None = None, documents: Sequence[str] | None = None
+) -> list[Passage]:
+    """The k passages that best answer `question` (hybrid BM25 + dense, fused score in Passage.score),
+    only from the documents with these ids when `documents` is given."""
     settings = settings or Settings.from_env()
     text = validate_question(question, settings)
     k = validate_k(k)  # before open_index, which may build the default index first
-    return open_index(settings).retrieve(text, k)
+    retriever = open_index(settings)
+    return retriever.retrieve(text, k, _known(documents, retriever))
+
+
+def add_document(
+    path_or_url: str | Path, *, settings: Settings | None = None, progress: Progress | None = None,
+    allow_private: bool | None = None,
+) -> Document:  # fmt: skip
+    """Read a file (PDF, EPUB, DOCX, HTML, Markdown, text) or an http(s) URL and add it to the library.
+    `allow_private` None allows URLs on loopback/private networks unless the caller is the app on a public
+    address (it passes False); `RAG_ALLOW_PRIVATE_URLS` allows them always."""
+    settings = settings or Settings.from_env()
+    allow = settings.allow_private_urls or (True if allow_private is None else allow_private)
+    return library.add_document(path_or_url, settings=settings, progress=progress, allow_private=allow)
+
+
+def add_text(
+    text: str, *, title: str, settings: Settings | None = None, progress: Progress | None = None
+) -> Document:
+    """Add pasted text as a document titled `title`."""
+    return library.add_text(text, title=title, settings=settings or Settings.from_env(), progress=progress)
+
+
+def list_documents(settings: Settings | None = None) -> list[Document]:
+    """The library's documents, oldest first."""
+    return open_index(settings).documents()
+
+
+def remove_document(doc_id: str, *, settings: Settings | None = None) -> Document:
+    """Remove one document (by id) and its passages; the others stay as they are."""
+    if not isinstance(doc_id, str) or not doc_id.strip():
+        raise InputError("Give the id of the document to remove (see `rag docs`).")
+    return library.remove_document(doc_id.strip(), settings=settings or Settings.from_env())
+
+
+def _known(documents: Sequence[str] | None, retriever: Retriever) -> tuple[str, ...] | None:
+    """The ids asked for, checked against the library (None: all documents)."""
+    if documents is None:
+        return None
+    if isinstance(documents, str) or not all(isinstance(d, str) for d in documents) or not documents:
+        raise InputError("`documents` must be a non-empty list of document ids (see `rag docs`).")
+    ids = {d.id for d in retriever.documents()}
+    unknown = [d for d in documents if d not in ids]
+    if unknown:
+        raise InputError(f"No document with id {unknown[0]!r} in the library (see `rag docs`).")
+    return tuple(documents)
+
+
+@dataclass(frozen=True)
+class _Only:
+    """A retriever restricted to some documents, for the answering pipeline."""
+
+    retriever: Retriever
+    documents: tuple[str, ...]
+
+    def retrieve(self, question: str, k: int = 5) -> list[Passage]:
+        return self.retriever.retrieve(question, k, self.documents)
+
+    def source_text(self, source: str) -> str:
+        return self.retriever.source_text(source)
 
 
 def query(
@@ -52,9 +118,13 @@ def query(
     settings: Settings | None = None,
     retriever: PassageSource | None = None,
     model: ChatModel | None = None,
+    documents: Sequence[str] | None = None,
 ) -> Answer:
-    """Answer `question` (a follow-up of `history`) about the indexed article(s), with checked citations."""
-    return query_stream(question, history=history, settings=settings, retriever=retriever, model=model).answer
+    """Answer `question` (a follow-up of `history`) about the indexed documents (or only `documents`, by id),
+    with checked citations."""
+    stream = query_stream(question, history=history, settings=settings, retriever=retriever, model=model,
+                          documents=documents)  # fmt: skip
+    return stream.answer
 
 
 def query_stream(
@@ -64,6 +134,7 @@ def query_stream(
     settings: Settings | None = None,
     retriever: PassageSource | None = None,
     model: ChatModel | None = None,
+    documents: Sequence[str] | None = None,
 ) -> AnswerStream:
     """Like `query`, streaming: iterate for text, then `.answer`. Bad input raises InputError right here."""
     settings = settings or Settings.from_env()
@@ -71,6 +142,10 @@ def query_stream(
     turns = validate_history(history, settings)
     if retriever is None:
         retriever = open_index(settings)
+    if documents is not None:
+        if not isinstance(retriever, Retriever):
+            raise InputError("`documents` needs the library's own retriever (leave `retriever` unset).")
+        retriever = _Only(retriever, _known(documents, retriever) or ())
     if model is None and settings.resolved_provider != "extractive":
         model = load_chat_model(settings)
     return answer_stream(text, turns, settings=settings, retriever=retriever, model=model)

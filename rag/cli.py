@@ -1,4 +1,4 @@
-"""Command line: `rag {model,index,search,ask,eval,bench}` (also `python -m rag ...`).
+"""Command line: `rag {model,index,add,docs,remove,search,ask,eval,bench}` (also `python -m rag ...`).
 
 Each subcommand is a short function calling the public API; eval and bench own their arguments
 (`add_arguments(parser)` / `run(args, settings) -> int`) in `rag.evaluation`, imported only when asked for.
@@ -31,6 +31,12 @@ def _cmd_model(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from rag.index.build import build_index
 
+    if args.if_missing and not args.paths:
+        from rag.api import open_index
+
+        stats = open_index(settings).stats  # builds the default article only when there is no index yet
+        print(f"index ready: {stats.documents} documents, {stats.passages} passages, collection {stats.collection}")
+        return 0
     stats = build_index(args.paths or None, settings=settings, rebuild=args.rebuild)
     for err in stats.errors:
         print(f"skipped: {err}", file=sys.stderr)
@@ -54,12 +60,48 @@ def _cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.api import add_document
+
+    failed = 0
+    for item in args.items:
+        try:
+            doc = add_document(item, settings=settings)
+        except RagError as err:  # one bad document doesn't stop the others
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"added {doc.id}: {doc.title} ({doc.format}, {doc.chars:,} characters, {doc.passages} passages)")
+    return 1 if failed else 0
+
+
+def _cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.api import list_documents
+
+    docs = list_documents(settings)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(d) for d in docs], ensure_ascii=False, indent=2))
+        return 0
+    for d in docs:
+        pages = f", {d.pages} pages" if d.pages else ""
+        print(f"{d.id}  {d.title}\n    {d.source} ({d.format}, {d.chars:,} characters, {d.passages} passages{pages})")
+    return 0
+
+
+def _cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.api import remove_document
+
+    doc = remove_document(args.id, settings=settings)
+    print(f"removed {doc.id}: {doc.title}")
+    return 0
+
+
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from rag.api import query_stream
 
     if args.provider:
         settings = dataclasses.replace(settings, provider=args.provider)
-    stream = query_stream(args.question, settings=settings)
+    stream = query_stream(args.question, settings=settings, documents=args.doc or None)
     if args.json:
         print(json.dumps(dataclasses.asdict(stream.answer), ensure_ascii=False, indent=2))
         return 0
@@ -78,7 +120,9 @@ def _print_answer(answer: Answer, shown: str) -> None:
         print(("\n\n" if shown else "") + "Checked answer:\n" + answer.text, end="")
     print()
     for c in answer.citations:
-        print(f"\n[{c.number}] {c.source} (characters {c.start}-{c.end})\n    {' '.join(c.text.split())}")
+        where = f"page {c.page}, " if c.page else ""
+        print(f"\n[{c.number}] {c.title or c.source}: {c.source} ({where}characters {c.start}-{c.end})\n"
+              f"    {' '.join(c.text.split())}")  # fmt: skip
     model = f"{answer.provider}" + (f" / {answer.model}" if answer.model else "")
     print(f"\n({model}; {answer.timings.total:.1f} s)", file=sys.stderr)
 
@@ -92,7 +136,20 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build the index (default corpus when no paths)")
     p.add_argument("paths", nargs="*")
     p.add_argument("--rebuild", action="store_true", help="build anew even if the content is unchanged")
+    p.add_argument("--if-missing", action="store_true", help="build the default article only if there is no index")
     p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("add", help="add documents (files or http/https URLs) to the library")
+    p.add_argument("items", nargs="+", metavar="URL|PATH")
+    p.set_defaults(func=_cmd_add)
+
+    p = sub.add_parser("docs", help="list the library's documents")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_docs)
+
+    p = sub.add_parser("remove", help="remove a document from the library by id")
+    p.add_argument("id")
+    p.set_defaults(func=_cmd_remove)
 
     p = sub.add_parser("search", help="show the passages retrieved for a question")
     p.add_argument("question")
@@ -104,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--json", action="store_true")
     p.add_argument("--provider", choices=list(PROVIDERS))
+    p.add_argument("--doc", action="append", metavar="ID", help="ask only these documents (repeatable)")
     p.set_defaults(func=_cmd_ask)
 
     for name, (module_name, help_) in MEASURING.items():

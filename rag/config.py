@@ -98,6 +98,8 @@ class Settings:
     chroma_port: int = 8000
     chroma_timeout: float = 5.0
     max_source_bytes: int = 20_000_000
+    fetch_timeout: float = 20.0  # seconds for reading a URL, redirects included
+    allow_private_urls: bool = False  # the app on a non-loopback address refuses URLs on private networks
     # Embeddings
     embed_provider: str = "local"
     openai_embed_model: str = "text-embedding-3-small"
@@ -210,7 +212,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError("RAG_TOP_K must be at most 50.")
     if s.max_retries < 0:
         raise ConfigError("RAG_MAX_RETRIES must be 0 or more.")
-    for name in ("request_timeout", "chroma_timeout"):
+    for name in ("request_timeout", "chroma_timeout", "fetch_timeout"):
         if not getattr(s, name) > 0:  # `not > 0` also refuses nan
             raise ConfigError(f"RAG_{name.upper()} must be a positive number of seconds.")
     if not 0.0 <= s.temperature <= 2.0:

@@ -19,6 +19,10 @@ class SourceError(RagError):
     """A document can't be read: missing, a directory, binary, not UTF-8, empty or too large."""
 
 
+class DocumentExistsError(SourceError):
+    """The same document (the same text) is already in the library; nothing was added."""
+
+
 class IndexError_(RagError):
     """Base for index problems. Named with a trailing underscore to avoid shadowing the builtin."""
 

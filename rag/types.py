@@ -7,13 +7,35 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Passage:
-    """A retrieved span of a source document: `source_text[start:end] == text`, always."""
+    """A retrieved span of a document: `document_text[start:end] == text`, always.
+
+    `source` is the file name or URL, `document` the document's id, `page` the 1-based page (None where
+    the format has no pages)."""
 
     source: str
     text: str
     start: int
     end: int
     score: float = 0.0
+    document: str = ""
+    title: str = ""
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of the library: its id (a hash of its text), where it came from and what it holds."""
+
+    id: str
+    title: str
+    source: str
+    format: str  # url, html, pdf, epub, docx, markdown, text
+    added: str  # ISO 8601 time (UTC)
+    chars: int
+    passages: int
+    pages: int = 0  # 0 where the format has no pages
+    author: str | None = None
+    date: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,9 @@ class Citation:
     text: str
     start: int
     end: int
+    document: str = ""
+    title: str = ""
+    page: int | None = None
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ def test_cli_ask_prints_answer_and_citations(
     assert main(["ask", question, "--provider", "extractive"]) == 0
     out = capsys.readouterr().out
     source = data["citations"][0]["source"]
-    assert "Karabakh" in out and f"[1] {source} (characters" in out
+    title = data["citations"][0]["title"]
+    assert "Karabakh" in out and f"[1] {title}: {source} (characters" in out and title
 
 
 @pytest.fixture(scope="module")

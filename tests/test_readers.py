@@ -16,11 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rag.errors import SourceError
+from rag.evaluation.procs import free_port
 from rag.index import web
 from rag.index.documents import read_document
 from rag.index.extracted import ExtractedDocument, document_id, normalise_text, page_of
 from tests import doc_samples as samples
-from tests.conftest import free_port
 
 LIMIT = 5_000_000
 ARTICLE_PHRASES = (

@@ -30,7 +30,8 @@ import pytest
 from rag.config import Settings
 from rag.errors import ConfigError, IndexCorruptError, IndexMissingError
 from rag.index import store
-from rag.index.build import EMBED_BATCH, build_index
+from rag.index.build import build_index
+from rag.index.writer import EMBED_BATCH
 from rag.search.retriever import Retriever
 
 REPO = Path(__file__).resolve().parents[1]

@@ -58,7 +58,10 @@ class Numbering:
         return self._numbers[key]
 
     def citations(self) -> list[Citation]:
-        return [Citation(i, p.source, p.text, p.start, p.end) for i, p in enumerate(self.passages, 1)]
+        return [
+            Citation(i, p.source, p.text, p.start, p.end, document=p.document, title=p.title, page=p.page)
+            for i, p in enumerate(self.passages, 1)
+        ]
 
 
 def render_sentence(sentence: str, passages: Sequence[Passage], numbering: Numbering) -> str:

@@ -68,8 +68,9 @@ def larger_corpus(shared: Path, out_dir: Path, files: int = 2) -> list[Path]:
 
 def ingest_throughput(settings: Settings, paths: Sequence[Path]) -> Figures:
     """Passages/s of a whole build, and of embedding alone (the expected bottleneck); the rest is the store."""
-    from rag.index.build import EMBED_BATCH, build_index
+    from rag.index.build import build_index
     from rag.index.chunking import chunk_text
+    from rag.index.writer import EMBED_BATCH
     from rag.models.embed import embed_passages, get_embedder
 
     texts = [t[c.start : c.end] for t in (p.read_text(encoding="utf-8") for p in paths) for c in chunk_text(t)]

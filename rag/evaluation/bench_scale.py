@@ -91,7 +91,7 @@ def write_synthetic_build(settings: Settings, corpus: SyntheticCorpus) -> tuple[
     name = f"{settings.collection}-synthetic{len(corpus.texts)}"
     docs, metas = _sources(corpus.texts)
     passages, sources = store.create_build(client, name, embed_model)
-    store.add_sources(sources, docs)
+    store.add_sources(sources, list(docs.values()), [{"source": n, "order": i} for i, n in enumerate(docs)])
     start = time.perf_counter()
     for i in range(0, len(corpus.texts), BATCH):
         ids = [f"p{j}" for j in range(i, min(i + BATCH, len(corpus.texts)))]

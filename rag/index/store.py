@@ -223,18 +223,18 @@ def mark_complete(passages: Any) -> None:
 
 
 def add_passages(
-    collection: Any, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str], metas: Sequence[dict[str, Any]]
+    collection: Any, ids: Sequence[str], vectors: Any, texts: Sequence[str], metas: Sequence[dict[str, Any]]
 ) -> None:
     collection.add(ids=list(ids), embeddings=vectors, documents=list(texts), metadatas=list(metas))
 
 
-def add_sources(collection: Any, texts: dict[str, str]) -> None:
-    names = list(texts)
+def add_sources(collection: Any, texts: Sequence[str], metas: Sequence[dict[str, Any]]) -> None:
+    """The full text of each document of a build, with its metadata (`order` keeps the library's order)."""
     collection.add(
-        ids=[f"doc{i}" for i in range(len(names))],
-        embeddings=[[1.0]] * len(names),
-        documents=[texts[n] for n in names],
-        metadatas=[{"source": n, "order": i} for i, n in enumerate(names)],
+        ids=[f"doc{i}" for i in range(len(texts))],
+        embeddings=[[1.0]] * len(texts),
+        documents=list(texts),
+        metadatas=list(metas),
     )
 
 
@@ -247,23 +247,30 @@ def _get_all(collection: Any, include: list[str]) -> dict[str, list[Any]]:
     while True:
         got = collection.get(include=include, limit=_PAGE, offset=len(records["ids"]))
         for key in records:
-            records[key].extend(got[key] or [])
+            records[key].extend(got[key] if got[key] is not None else [])
         if len(got["ids"]) < _PAGE:
             return records
 
 
-def load_build(client: Any, name: str) -> tuple[Any, dict[str, Any], dict[str, str]]:
-    """(passage collection, all passage records, source texts by name) of one build."""
+def load_build(
+    client: Any, name: str, vectors: bool = False
+) -> tuple[Any, dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """(passage collection, all passage records, [(document text, metadata)] in library order) of one build;
+    with `vectors`, the records carry their embeddings too (to copy them into the next build)."""
     collection = client.get_collection(name, embedding_function=None)
-    records = _get_all(collection, ["documents", "metadatas"])
+    records = _get_all(collection, ["documents", "metadatas", *(["embeddings"] if vectors else [])])
     src = client.get_collection(f"{name}-src", embedding_function=None).get(include=["documents", "metadatas"])
     order = sorted(zip(src["metadatas"], src["documents"], strict=True), key=lambda md: md[0]["order"])
-    return collection, records, {meta["source"]: doc for meta, doc in order}
+    return collection, records, [(doc, meta) for meta, doc in order]
 
 
-def nearest(collection: Any, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
-    """(passage id, cosine distance) of the n passages nearest to `vector`, nearest first."""
-    got = collection.query(query_embeddings=[vector], n_results=n, include=["distances"])
+def nearest(
+    collection: Any, vector: np.ndarray, n: int, documents: Sequence[str] | None = None
+) -> list[tuple[str, float]]:
+    """(passage id, cosine distance) of the n passages nearest to `vector`, nearest first; with `documents`,
+    only passages of those document ids (a metadata filter inside Chroma, so it scales on a server)."""
+    where = None if documents is None else {"document": {"$in": list(documents)}}
+    got = collection.query(query_embeddings=[vector], n_results=n, include=["distances"], where=where)
     return [(pid, float(dist)) for pid, dist in zip(got["ids"][0], got["distances"][0], strict=True)]
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,10 +21,11 @@ from rag.cache import SettingsCache
 from rag.config import Settings
 from rag.errors import IndexCorruptError, IndexMissingError, InputError
 from rag.index import store
+from rag.index.sources import LibraryDoc, from_metadata
 from rag.models.embed import embed_query, get_embedder, model_id
 from rag.search.ranking import DEDUPE_JACCARD, FUSIONS, Lexical, candidates, ranks, rrf_fusion, score_fusion
 from rag.text import near_duplicate
-from rag.types import IndexStats, Passage
+from rag.types import Document, IndexStats, Passage
 
 MAX_K = 50
 _WORD = re.compile(r"\w+")
@@ -52,16 +55,22 @@ class _Build:
     lexical: Lexical
     texts: dict[str, str]
     stats: IndexStats
+    library: dict[str, LibraryDoc]  # by document id, in library order
+    doc_of: np.ndarray  # the document id of each passage (masks BM25 scores when questions go to some documents)
 
 
 def _load_build(client: Any, pointer: store.Pointer) -> _Build:
-    collection, records, texts = store.load_build(client, pointer.collection)
+    collection, records, sources = store.load_build(client, pointer.collection)
+    library = {d.id: d for d in (from_metadata(text, meta) for text, meta in sources)}
+    by_source = {d.doc.source: d for d in library.values()}
     order = sorted(range(len(records["ids"])), key=lambda i: int(records["ids"][i][1:]))
     ids = [records["ids"][i] for i in order]
     passages = []
     for i in order:
         meta, text = records["metadatas"][i], records["documents"][i]
-        passages.append(Passage(source=meta["source"], text=text, start=meta["start"], end=meta["end"]))
+        doc = library.get(meta.get("document", "")) or by_source[meta["source"]]
+        passages.append(Passage(source=meta["source"], text=text, start=meta["start"], end=meta["end"],
+                                document=doc.id, title=doc.doc.title, page=meta.get("page") or None))  # fmt: skip
     stats = IndexStats(
         documents=pointer.documents,
         passages=pointer.passages,
@@ -72,9 +81,10 @@ def _load_build(client: Any, pointer: store.Pointer) -> _Build:
         built_at=pointer.built_at,
     )
     words = [frozenset(w.lower() for w in _WORD.findall(p.text)) for p in passages]
-    return _Build(
-        pointer.collection, collection, ids, passages, words, Lexical([p.text for p in passages]), texts, stats
-    )
+    texts = {d.doc.source: d.doc.text for d in library.values()}
+    doc_of = np.array([p.document for p in passages], dtype=object)
+    return _Build(pointer.collection, collection, ids, passages, words, Lexical([p.text for p in passages]), texts,
+                  stats, library, doc_of)  # fmt: skip
 
 
 class Retriever:
@@ -131,11 +141,31 @@ class Retriever:
             raise InputError(f"Unknown source {source!r}; the index holds: {', '.join(texts)}.")
         return texts[source]
 
-    def retrieve(self, question: str, k: int = 5) -> list[Passage]:
-        return [hit.passage for hit in self.retrieve_detailed(question, k)]
+    def documents(self) -> list[Document]:
+        """The library's documents, in the order they were added."""
+        build = self._current()
+        counts = Counter(p.document for p in build.passages)
+        return [d.record(counts[d.id]) for d in build.library.values()]
 
-    def retrieve_detailed(self, question: str, k: int = 5) -> list[Hit]:
-        """Top-k hits by fused score (Passage.score), near-duplicates collapsed."""
+    def _doc(self, doc_id: str) -> LibraryDoc:
+        library = self._current().library
+        if doc_id not in library:
+            raise InputError(f"No document with id {doc_id!r} in the library.")
+        return library[doc_id]
+
+    def document_text(self, doc_id: str) -> str:
+        """The extracted text that citations' start/end offsets point into."""
+        return self._doc(doc_id).doc.text
+
+    def page_starts(self, doc_id: str) -> tuple[int, ...]:
+        """Where each page starts in `document_text` (empty for formats without pages)."""
+        return self._doc(doc_id).doc.pages
+
+    def retrieve(self, question: str, k: int = 5, documents: Sequence[str] | None = None) -> list[Passage]:
+        return [hit.passage for hit in self.retrieve_detailed(question, k, documents)]
+
+    def retrieve_detailed(self, question: str, k: int = 5, documents: Sequence[str] | None = None) -> list[Hit]:
+        """Top-k hits by fused score (Passage.score), near-duplicates collapsed; only from `documents` if given."""
         # The question was validated at the entry point (rag.api, the CLI, the app); text is clean here.
         text = question
         vector = embed_query(self._embedder, text)
@@ -143,7 +173,7 @@ class Retriever:
             build = self._current()
             try:
                 with store.store_errors(self._settings):
-                    dense = self._dense(build, vector, k)
+                    dense = self._dense(build, vector, k, documents)
                 break
             except IndexCorruptError:
                 # A rebuild elsewhere may have switched the pointer and deleted this build mid-query:
@@ -151,12 +181,16 @@ class Retriever:
                 if attempt == 2:
                     raise
         lexical = build.lexical.scores(text)
+        if documents is not None:
+            lexical = np.where(np.isin(build.doc_of, list(documents)), lexical, 0.0)
         return self._fuse(build, vector, dense, lexical, k)
 
-    def _dense(self, build: _Build, vector: np.ndarray, k: int) -> dict[int, tuple[int, float]]:
+    def _dense(
+        self, build: _Build, vector: np.ndarray, k: int, documents: Sequence[str] | None
+    ) -> dict[int, tuple[int, float]]:
         """Passage index -> (rank, cosine) for the dense candidates."""
         n = min(len(build.ids), candidates(k))
-        found = store.nearest(build.collection, vector, n)
+        found = store.nearest(build.collection, vector, n, documents)
         # ids are "p<position>"; cosine distance = 1 - cos
         return {int(pid[1:]): (rank, 1.0 - dist) for rank, (pid, dist) in enumerate(found, 1)}
 

@@ -1,0 +1,96 @@
+"""The document library: add one document (a file, a URL, pasted text) or remove one, keeping the rest.
+
+Each change writes a new build through the same atomic switch as `build_index`; the other documents'
+passages and vectors are copied from the current build, so only the new document is embedded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rag.config import Settings
+from rag.errors import DocumentExistsError, IndexCorruptError, InputError, StoreUnavailableError
+from rag.index import store
+from rag.index.build import Progress, build_lock, current_pointer, open_for_build, switch_to
+from rag.index.sources import LibraryDoc, from_metadata, from_text, read_one
+from rag.index.writer import Stored
+from rag.types import Document
+
+
+def add_document(
+    path_or_url: str | Path, *, settings: Settings, progress: Progress | None = None, allow_private: bool = True
+) -> Document:
+    """Read a file or URL and add it to the library; `DocumentExistsError` if its text is already there."""
+    report: Progress = progress or (lambda fraction, message: None)
+    report(0.0, f"Reading {path_or_url}")
+    return _add(read_one(path_or_url, settings, allow_private=allow_private), settings, report)
+
+
+def add_text(text: str, *, title: str, settings: Settings, progress: Progress | None = None) -> Document:
+    """Add pasted text as a document titled `title`."""
+    return _add(from_text(text, title), settings, progress or (lambda fraction, message: None))
+
+
+def remove_document(doc_id: str, *, settings: Settings, progress: Progress | None = None) -> Document:
+    """Remove one document; the others keep their passages. The last document can't be removed."""
+    def change(docs: list[LibraryDoc]) -> tuple[list[LibraryDoc], LibraryDoc]:
+        gone = next((d for d in docs if d.id == doc_id), None)
+        if gone is None:
+            raise InputError(f"No document with id {doc_id!r} in the library.")
+        if len(docs) == 1:
+            raise InputError(f"{gone.doc.title!r} is the only document; add another before removing it.")
+        return [d for d in docs if d.id != doc_id], gone
+
+    return _change(settings, progress or (lambda fraction, message: None), change)
+
+
+def _add(new: LibraryDoc, settings: Settings, report: Progress) -> Document:
+    def change(docs: list[LibraryDoc]) -> tuple[list[LibraryDoc], LibraryDoc]:
+        same = next((d for d in docs if d.id == new.id), None)
+        if same is not None:
+            raise DocumentExistsError(f"{new.doc.source}: is already in the library as {same.doc.title!r}.")
+        return [*docs, new], new
+
+    return _change(settings, report, change)
+
+
+def _change(
+    settings: Settings, report: Progress, change: Callable[[list[LibraryDoc]], tuple[list[LibraryDoc], LibraryDoc]]
+) -> Document:
+    """Apply `change` to the current library under the build lock and switch to the result."""
+    with build_lock(settings):
+        client = open_for_build(settings)
+        docs, reuse = _current_library(client, settings)
+        new_docs, subject = change(docs)
+        pointer = switch_to(client, settings, new_docs, report, reuse)
+    report(1.0, "Index ready")
+    if subject.id in reuse:  # removed (or kept): its passages were counted in the previous build
+        return subject.record(len(reuse[subject.id]))
+    return subject.record(pointer.passages - sum(len(reuse[d.id]) for d in new_docs if d.id in reuse))
+
+
+def _current_library(client: Any, settings: Settings) -> tuple[list[LibraryDoc], dict[str, list[Stored]]]:
+    """The documents of the current build and their stored passages by document id (empty: no index yet)."""
+    pointer = current_pointer(client, settings)
+    if pointer is None:
+        return [], {}
+    try:
+        with store.store_errors(settings):
+            _, records, sources = store.load_build(client, pointer.collection, vectors=True)
+    except (IndexCorruptError, StoreUnavailableError):
+        raise
+    except Exception as err:
+        raise IndexCorruptError(
+            f"The current index can't be read to add to it; {store.REBUILD_HINT}."
+        ) from err
+    docs = [from_metadata(text, meta) for text, meta in sources]
+    by_source = {d.doc.source: d.id for d in docs}
+    reuse: dict[str, list[Stored]] = {d.id: [] for d in docs}
+    order = sorted(range(len(records["ids"])), key=lambda i: int(records["ids"][i][1:]))
+    for i in order:
+        meta = records["metadatas"][i]
+        doc_id = meta.get("document") or by_source[meta["source"]]
+        reuse[doc_id].append(Stored(records["documents"][i], meta, records["embeddings"][i]))
+    return docs, reuse
