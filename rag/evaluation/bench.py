@@ -25,11 +25,11 @@ from pathlib import Path
 
 from rag.config import PROJECT_DIR, Settings
 from rag.errors import InputError
-from rag.evaluation import bench_cold, bench_pipeline, bench_report, bench_scale
+from rag.evaluation import bench_cold, bench_documents, bench_pipeline, bench_report, bench_scale
 from rag.evaluation.procs import Figures, peak_rss_mb, temp_dir
 
 DEFAULT_EVAL_JSON = PROJECT_DIR / "eval-results" / "eval.json"  # where `python -m rag eval` writes
-SECTIONS = ("index", "retrieve", "answer", "threads", "cold", "scale")
+SECTIONS = ("index", "retrieve", "answer", "threads", "cold", "scale", "documents")
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,7 @@ def _work(args: argparse.Namespace, settings: Settings, local: Settings, tmp: Pa
         "threads": lambda: bp.concurrency(local, questions, plan.thread_levels, plan.thread_calls),
         "cold": cold,
         "scale": lambda: bench_scale.run_scale(plan.scale_sizes, local, plan.scale_queries),
+        "documents": lambda: bench_documents.add_pdf(settings, tmp),
     }
 
 

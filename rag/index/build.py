@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
-from rag.errors import IndexBusyError, IndexCorruptError, SourceError
+from rag.errors import IndexBusyError, IndexCorruptError, RagError, SourceError, StoreUnavailableError
 from rag.index import store
 from rag.index.chunking import CHUNKER_VERSION
-from rag.index.sources import LibraryDoc, read_sources, source_id
+from rag.index.sources import LibraryDoc, from_metadata, read_sources, source_id
 from rag.index.writer import Progress, Stored, write_build
 from rag.models.embed import model_id
 from rag.types import IndexStats
@@ -82,6 +82,10 @@ def build_index(
         raise SourceError(" ".join(errors))
     with build_lock(settings):
         client = open_for_build(settings, rebuild)
+        if rebuild and sources is None:
+            # Rebuilding "the index" means the library the user has (added documents included), re-embedded;
+            # only when it can't be read (a damaged store) does it start over from the default corpus.
+            docs = _readable_library(client, settings) or docs
         current = current_pointer(client, settings)
         digest = content_hash(docs, model_id(settings))
         if current and current.content_hash == digest and not rebuild and _intact(client, current):
@@ -104,6 +108,13 @@ def switch_to(
         store.write_pointer(client, settings, pointer)
         store.cleanup(client, settings, keep={p.collection for p in store.all_pointers(client, settings)})
     return pointer
+
+
+def _readable_library(client: Any, settings: Settings) -> list[LibraryDoc]:
+    try:
+        return current_library(client, settings)[0]
+    except RagError:
+        return []
 
 
 def current_pointer(client: Any, settings: Settings) -> store.Pointer | None:
@@ -154,3 +165,28 @@ def _stats(pointer: store.Pointer, *, built: bool, seconds: float, errors: list[
         built_at=pointer.built_at,
         errors=tuple(errors),
     )
+
+
+def current_library(client: Any, settings: Settings) -> tuple[list[LibraryDoc], dict[str, list[Stored]]]:
+    """The documents of the current build and their stored passages by document id (empty: no index yet)."""
+    pointer = current_pointer(client, settings)
+    if pointer is None:
+        return [], {}
+    try:
+        with store.store_errors(settings):
+            _, records, sources = store.load_build(client, pointer.collection, vectors=True)
+    except (IndexCorruptError, StoreUnavailableError):
+        raise
+    except Exception as err:
+        raise IndexCorruptError(
+            f"The current index can't be read to add to it; {store.REBUILD_HINT}."
+        ) from err
+    docs = [from_metadata(text, meta) for text, meta in sources]
+    by_source = {d.doc.source: d.id for d in docs}
+    reuse: dict[str, list[Stored]] = {d.id: [] for d in docs}
+    order = sorted(range(len(records["ids"])), key=lambda i: int(records["ids"][i][1:]))
+    for i in order:
+        meta = records["metadatas"][i]
+        doc_id = meta.get("document") or by_source[meta["source"]]
+        reuse[doc_id].append(Stored(records["documents"][i], meta, records["embeddings"][i]))
+    return docs, reuse

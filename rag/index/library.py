@@ -13,7 +13,7 @@ from typing import Any
 from rag.config import Settings
 from rag.errors import DocumentExistsError, IndexCorruptError, InputError, StoreUnavailableError
 from rag.index import store
-from rag.index.build import Progress, build_lock, current_pointer, open_for_build, switch_to
+from rag.index.build import Progress, build_lock, current_library, open_for_build, switch_to
 from rag.index.sources import LibraryDoc, from_metadata, from_text, read_one
 from rag.index.writer import Stored
 from rag.types import Document
@@ -62,35 +62,10 @@ def _change(
     """Apply `change` to the current library under the build lock and switch to the result."""
     with build_lock(settings):
         client = open_for_build(settings)
-        docs, reuse = _current_library(client, settings)
+        docs, reuse = current_library(client, settings)
         new_docs, subject = change(docs)
         pointer = switch_to(client, settings, new_docs, report, reuse)
     report(1.0, "Index ready")
     if subject.id in reuse:  # removed (or kept): its passages were counted in the previous build
         return subject.record(len(reuse[subject.id]))
     return subject.record(pointer.passages - sum(len(reuse[d.id]) for d in new_docs if d.id in reuse))
-
-
-def _current_library(client: Any, settings: Settings) -> tuple[list[LibraryDoc], dict[str, list[Stored]]]:
-    """The documents of the current build and their stored passages by document id (empty: no index yet)."""
-    pointer = current_pointer(client, settings)
-    if pointer is None:
-        return [], {}
-    try:
-        with store.store_errors(settings):
-            _, records, sources = store.load_build(client, pointer.collection, vectors=True)
-    except (IndexCorruptError, StoreUnavailableError):
-        raise
-    except Exception as err:
-        raise IndexCorruptError(
-            f"The current index can't be read to add to it; {store.REBUILD_HINT}."
-        ) from err
-    docs = [from_metadata(text, meta) for text, meta in sources]
-    by_source = {d.doc.source: d.id for d in docs}
-    reuse: dict[str, list[Stored]] = {d.id: [] for d in docs}
-    order = sorted(range(len(records["ids"])), key=lambda i: int(records["ids"][i][1:]))
-    for i in order:
-        meta = records["metadatas"][i]
-        doc_id = meta.get("document") or by_source[meta["source"]]
-        reuse[doc_id].append(Stored(records["documents"][i], meta, records["embeddings"][i]))
-    return docs, reuse
