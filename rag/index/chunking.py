@@ -14,6 +14,9 @@ Long units are then split at sentence boundaries so that top-k retrieval stays s
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
+
 import math
 import re
 from dataclasses import dataclass
@@ -55,14 +58,19 @@ def _continues_previous(para: str) -> bool:
     return len(para) < SHORT_CHARS or para[0].islower()
 
 
-def merge_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Join paragraph spans that don't read on their own with their neighbours (see module doc)."""
+def merge_fragments(
+    text: str, spans: list[tuple[int, int]], breaks: Sequence[int] = ()
+) -> list[tuple[int, int]]:
+    """Join paragraph spans that don't read on their own with their neighbours (see module doc); never across
+    a hard break (a page start), so every passage lies on one page and cites it."""
     units: list[tuple[int, int]] = []
+    hard = sorted(breaks)
     for start, end in spans:
         para = text[start:end]
         if units:
             prev_start, prev_end = units[-1]
-            if _continues_next(text[prev_start:prev_end]) or _continues_previous(para):
+            crosses = bisect.bisect_right(hard, prev_start) != bisect.bisect_right(hard, start)
+            if not crosses and (_continues_next(text[prev_start:prev_end]) or _continues_previous(para)):
                 units[-1] = (prev_start, end)
                 continue
         units.append((start, end))
@@ -116,7 +124,8 @@ def split_long(text: str, start: int, end: int, max_chars: int = MAX_CHARS) -> l
     return chunks
 
 
-def chunk_text(text: str, max_chars: int = MAX_CHARS) -> list[Chunk]:
-    """Passages of `text` as exact (start, end) slices, fragments merged, long units split."""
-    units = merge_fragments(text, paragraph_spans(text))
+def chunk_text(text: str, max_chars: int = MAX_CHARS, breaks: Sequence[int] = ()) -> list[Chunk]:
+    """Passages of `text` as exact (start, end) slices, fragments merged (not across `breaks`, the offsets
+    where pages start), long units split."""
+    units = merge_fragments(text, paragraph_spans(text), breaks)
     return [Chunk(s, e) for us, ue in units for s, e in split_long(text, us, ue, max_chars)]
