@@ -205,16 +205,16 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 5000, l2: float = 1e
     return np.r_[w[0] - (raw * mu).sum(), raw]
 
 
-def best_threshold(scores: np.ndarray, labels: np.ndarray, max_false: float | None = None) -> float:
-    """Refuse when score < t. Youden's J (refusals right - false refusals) on tuning, or, with max_false,
-    the most refusals right with false refusals <= max_false."""
+def best_threshold(scores: np.ndarray, labels: np.ndarray, forced: np.ndarray | None = None,
+                   max_false: float | None = None) -> float:  # fmt: skip
+    """Refuse when score < t (or `forced`). Youden's J (refusals right - false refusals) on tuning, or, with
+    max_false, the most refusals right with false refusals <= max_false."""
+    forced = np.zeros(len(scores), bool) if forced is None else forced
     cands = np.unique(np.r_[scores, scores.max() + 1e-6])
     best, best_t = -1e9, float(cands[0])
     for t in cands:
-        refused = scores < t
-        rr = refused[labels == 0].mean()
-        fr = refused[labels == 1].mean()
-        value = rr - fr if max_false is None else (rr if fr <= max_false else -1)
+        rr, fr = rates((scores < t) | forced, labels)
+        value = rr - fr if max_false is None else (rr if fr <= max_false else -1 - fr)
         if value > best:
             best, best_t = value, float(t)
     return best_t
@@ -232,80 +232,99 @@ def flips(decisions: dict[str, bool], pairs: list[tuple[str, str]]) -> float:
     return sum(x != y for x, y in got) / len(got) if got else float("nan")
 
 
+def _score(rec: dict[str, Any], key: str) -> float:
+    value = rec[key]
+    return 0.5 if value is None else float(value)
+
+
 def fit(write: bool) -> None:
-    tuning = load("dev") + load("normans")
+    para = load("paraphrases")
     groups = {
-        "tuning: dev": load("dev"),
-        "tuning: normans": load("normans"),
-        "tuning para (dev)": [r for r in load("paraphrases") if r["of"].startswith("dev")],
-        "held: article": load("article"),
-        "held: article para": [r for r in load("paraphrases") if r["of"].startswith("pub")],
-        "held: cct": load("cct"),
+        "tune": load("dev") + load("normans"),
+        "tune:dev": load("dev"),
+        "tune:normans": load("normans"),
+        "devpara": [r for r in para if r["of"].startswith("dev")],
+        "held:art+para": load("article") + [r for r in para if r["of"].startswith("pub")],
+        "held:cct": load("cct"),
     }
-    groups["held: article+para"] = groups["held: article"] + groups["held: article para"]
+    for rows in groups.values():
+        for r in rows:
+            r["absent"] = bool(r["names_absent"])
+    tuning = groups["tune"]
+    y = np.array([r["answerable"] for r in tuning], dtype=float)
+    absent = np.array([r["absent"] for r in tuning])
     lps = [f"lp_{v}_{k}" for v, k in CALLS]
-    for rec in [r for g in groups.values() for r in g] + tuning:
-        rec["absent"] = bool(rec["names_absent"])
-    y_tune = np.array([r["answerable"] for r in tuning], dtype=float)
+    best_lp = max(lps, key=lambda lp: auroc(np.array([_score(r, lp) for r in tuning]), y))
+    w = fit_logistic(np.array([features(r, best_lp) for r in tuning]), y)
 
-    # signals: name -> (score function, threshold); refuse when score < threshold (names: refuse when absent)
-    signals: dict[str, Any] = {}
-    for lp in [*lps, "dense_sent", "dense_passage"]:
-        s = np.array([r[lp] if r[lp] is not None else 0.5 for r in tuning])
-        signals[lp] = (lambda r, lp=lp: r[lp] if r[lp] is not None else 0.5, best_threshold(s, y_tune))
-    best_lp = max(lps, key=lambda lp: auroc(np.array([r[lp] or 0.5 for r in tuning]), y_tune))
-    x = np.array([features(r, best_lp) for r in tuning])
-    w = fit_logistic(x, y_tune)
+    scorers: dict[str, Any] = {k: (lambda r, k=k: _score(r, k)) for k in [*lps, "dense_sent", "dense_passage"]}
+    scorers["combo"] = lambda r: float(1 / (1 + np.exp(-(w[0] + np.dot(w[1:], features(r, best_lp))))))
+    # rule name -> (refuse(rec), threshold or None, scorer name or None)
+    rules: dict[str, tuple[Any, float | None, str | None]] = {}
+    for name, fn in scorers.items():
+        s = np.array([fn(r) for r in tuning])
+        for names in (False, True):
+            for cap in (None, 0.05):
+                t = best_threshold(s, y, absent if names else None, cap)
+                label = name + (" | names" if names else "") + (" @FR<=.05" if cap else "")
+                rules[label] = ((lambda r, fn=fn, t=t, names=names: fn(r) < t or (names and r["absent"])), t, name)
+    rules["names absent only"] = (lambda r: r["absent"], None, None)
+    rules["old gate"] = (lambda r: r["old_gate_refuses"], None, None)
 
-    def combo(r: dict[str, Any], w: np.ndarray = w) -> float:
-        return float(1 / (1 + np.exp(-(w[0] + np.dot(w[1:], features(r, best_lp))))))
-
-    signals["combo"] = (combo, best_threshold(np.array([combo(r) for r in tuning]), y_tune))
-    # fallback without logprobs: dense similarity alone, plus names absent
-    rules: dict[str, Any] = {}
-    for name, (fn, t) in signals.items():
-        rules[name] = lambda r, fn=fn, t=t: fn(r) < t
-        rules[f"{name} | names"] = lambda r, fn=fn, t=t: fn(r) < t or r["absent"]
-    rules["names absent only"] = lambda r: r["absent"]
-    rules["old gate"] = lambda r: r["old_gate_refuses"]
-
-    pairs = [(r["of"], r["id"]) for r in load("paraphrases")]
-    header = f"{'rule':26} {'split':20} {'AUROC':>6} {'ref.right':>9} {'false ref':>9} {'flips':>6} {'n':>4}"
-    print(f"best logprob variant on tuning: {best_lp}; logistic w = {np.round(w, 3).tolist()}")
-    print("thresholds (fitted on tuning = dev + Normans):",
-          {k: round(t, 4) for k, (_, t) in signals.items()})  # fmt: skip
-    print(header)
-    for rule, decide in rules.items():
-        base = rule.split(" | ")[0]
-        for gname, rows in groups.items():
+    pairs = [(r["of"], r["id"]) for r in para]
+    report: dict[str, Any] = {"best_lp": best_lp, "combo_weights": w.tolist(), "rules": {}}
+    print("n: " + ", ".join(f"{g}={len(rows)} ({sum(r['answerable'] for r in rows)} answerable)"
+                             for g, rows in groups.items()))  # fmt: skip
+    print(f"best logprob variant on tuning: {best_lp}; combo = logistic(w0 + w1*logit(p_yes) + w2*dense_sent), "
+          f"w = {np.round(w, 3).tolist()}")  # fmt: skip
+    cols = ["tune", "held:art+para", "held:cct", "devpara"]
+    print(f"{'rule':28} {'thr':>6} | AUROC " + " ".join(f"{c[:9]:>9}" for c in cols[:3])
+          + " | RR/FR " + " ".join(f"{c:>13}" for c in cols) + " | flips held  dev")  # fmt: skip
+    for rule, (decide, t, scorer) in rules.items():
+        row: dict[str, Any] = {"threshold": t}
+        aucs, rrfr = [], []
+        for g in cols:
+            rows = groups[g]
             if not rows:
+                aucs.append(float("nan"))
+                rrfr.append((float("nan"), float("nan")))
                 continue
             labels = np.array([r["answerable"] for r in rows], dtype=float)
-            refused = np.array([decide(r) for r in rows])
-            rr, fr = rates(refused, labels)
-            au = auroc(np.array([signals[base][0](r) for r in rows]), labels) if base in signals else float("nan")
-            every = {r["id"]: decide(r) for g in ("held: article", "held: article para", "tuning: dev",
-                                                   "tuning para (dev)") for r in groups[g]}  # fmt: skip
-            pl = [p for p in pairs if p[0].startswith("pub" if "article" in gname else "dev")]
-            fl = flips(every, pl) if "para" in gname else float("nan")
-            print(f"{rule:26} {gname:20} {au:6.3f} {rr:9.3f} {fr:9.3f} {fl:6.3f} {len(rows):4d}")
-    secs = [r[f"sec_{CALLS[0][0]}_{CALLS[0][1]}"] for g in groups.values() for r in g]
-    warm = [r[f"sec_{v}_{k}"] for g in groups.values() for r in g for v, k in CALLS[1:]]
+            au = auroc(np.array([scorers[scorer](r) for r in rows]), labels) if scorer else float("nan")
+            rr, fr = rates(np.array([decide(r) for r in rows]), labels)
+            aucs.append(au)
+            rrfr.append((rr, fr))
+            row[g] = {"auroc": au, "refusals_right": rr, "false_refusals": fr, "n": len(rows)}
+        decisions = {r["id"]: decide(r) for g in ("held:art+para", "devpara", "tune:dev") for r in groups[g]}
+        fh = flips(decisions, [p for p in pairs if p[0].startswith("pub")])
+        fd = flips(decisions, [p for p in pairs if p[0].startswith("dev")])
+        row["flips_held"], row["flips_dev"] = fh, fd
+        report["rules"][rule] = row
+        tt = f"{t:6.3f}" if t is not None else "     -"
+        print(f"{rule:28} {tt} |       " + " ".join(f"{a:9.3f}" for a in aucs[:3]) + " |       "
+              + " ".join(f"{rr:6.2f}/{fr:5.2f} " for rr, fr in rrfr) + f"| {fh:5.3f} {fd:5.3f}")  # fmt: skip
+    secs = [r[f"sec_{CALLS[0][0]}_{CALLS[0][1]}"] for g in cols for r in groups[g]]
+    warm = {f"{v}_{k}": statistics.median([r[f"sec_{v}_{k}"] for g in cols for r in groups[g]]) for v, k in CALLS[1:]}
     if secs:
-        print(f"judgement latency p50: first call {statistics.median(secs):.2f} s (n={len(secs)}), "
-              f"prefix-cached calls {statistics.median(warm):.2f} s")  # fmt: skip
+        report["latency"] = {"first_call_p50_s": statistics.median(secs), "n": len(secs), "prefix_cached_p50_s": warm}
+        print(f"judgement latency p50: first (cold) call {statistics.median(secs):.2f} s (n={len(secs)}); "
+              f"same passages, another prompt/passage count (prefix cached): {warm}")  # fmt: skip
+    (OUT / "fit.json").write_text(json.dumps(report, indent=2))
     if write:
         out = {
-            "fitted_on": "tuning split: tests/data/dev_questions.jsonl + SQuAD Normans.json (96 answerable + 100 "
-            "unanswerable, seed 0); never on shared article questions, their paraphrases or CCT",
+            "fitted_on": "tuning split only: tests/data/dev_questions.jsonl + SQuAD 2.0 Normans.json (seed-0 sample, "
+            "answerable and unanswerable interleaved); never the shared article questions, paraphrases or CCT",
             "fitted_at": datetime.date.today().isoformat(),
-            "model": "qwen2.5-coder-1.5b-instruct-q4_k_m (local llama.cpp server)",
+            "tuning_n": len(tuning),
+            "model": "qwen2.5-coder-1.5b-instruct-q4_k_m (local llama.cpp server via xllamacpp)",
             "top_k_passages": K,
-            "criterion": "Youden J on tuning (refusals right - false refusals); refuse when score < threshold",
+            "criterion": "refuse when score < threshold; 'youden' = max(refusals right - false refusals) on "
+            "tuning, 'fr05' = most refusals right with false refusals <= 0.05 on tuning",
             "logprob_prompt": VARIANTS[best_lp.split("_")[1]],
             "logprob_passages": int(best_lp.split("_")[2]),
-            "thresholds": {k: round(t, 4) for k, (_, t) in signals.items()},
-            "combo_weights": {"bias": w[0], "logit_p_yes": w[1], "dense_sent": w[2]},
+            "thresholds": {r: v["threshold"] for r, v in report["rules"].items() if v["threshold"] is not None},
+            "combo": "logistic(w0 + w1*logit(p_yes of logprob_prompt) + w2*max_sentence_cosine)",
+            "combo_weights": {"w0": w[0], "w1_logit_p_yes": w[1], "w2_dense_sent": w[2]},
         }
         path = ROOT / "rag" / "answer" / "thresholds.json"
         path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
