@@ -280,8 +280,8 @@ def fit(write: bool) -> None:
     cols = ["tune", "held:art+para", "held:cct", "devpara"]
     print(f"{'rule':28} {'thr':>6} | AUROC " + " ".join(f"{c[:9]:>9}" for c in cols[:3])
           + " | RR/FR " + " ".join(f"{c:>13}" for c in cols) + " | flips held  dev")  # fmt: skip
-    for rule, (decide, t, scorer) in rules.items():
-        row: dict[str, Any] = {"threshold": t}
+    for rule, (decide, thr, scorer) in rules.items():
+        row: dict[str, Any] = {"threshold": thr}
         aucs, rrfr = [], []
         for g in cols:
             rows = groups[g]
@@ -300,7 +300,7 @@ def fit(write: bool) -> None:
         fd = flips(decisions, [p for p in pairs if p[0].startswith("dev")])
         row["flips_held"], row["flips_dev"] = fh, fd
         report["rules"][rule] = row
-        tt = f"{t:6.3f}" if t is not None else "     -"
+        tt = f"{thr:6.3f}" if thr is not None else "     -"
         print(f"{rule:28} {tt} |       " + " ".join(f"{a:9.3f}" for a in aucs[:3]) + " |       "
               + " ".join(f"{rr:6.2f}/{fr:5.2f} " for rr, fr in rrfr) + f"| {fh:5.3f} {fd:5.3f}")  # fmt: skip
     secs = [r[f"sec_{CALLS[0][0]}_{CALLS[0][1]}"] for g in cols for r in groups[g]]
