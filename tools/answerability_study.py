@@ -250,10 +250,15 @@ def fit(write: bool) -> None:
     for rows in groups.values():
         for r in rows:
             r["absent"] = bool(r["names_absent"])
+            # the three prompt variants on the same 4 passages, averaged in logit space
+            logit = statistics.fmean(_logit(r[f"lp_{v}_{K}"]) for v in VARIANTS)
+            r["lp_mean_4"] = 1 / (1 + math.exp(-logit))
+    if os.environ.get("FIT_WITH_DEV_PARAPHRASES"):  # sensitivity: also fit on rewordings of tuning questions
+        groups["tune"] = groups["tune"] + groups["devpara"]
     tuning = groups["tune"]
     y = np.array([r["answerable"] for r in tuning], dtype=float)
     absent = np.array([r["absent"] for r in tuning])
-    lps = [f"lp_{v}_{k}" for v, k in CALLS]
+    lps = [f"lp_{v}_{k}" for v, k in CALLS] + ["lp_mean_4"]
     best_lp = max(lps, key=lambda lp: auroc(np.array([_score(r, lp) for r in tuning]), y))
     w = fit_logistic(np.array([features(r, best_lp) for r in tuning]), y)
 
@@ -320,8 +325,8 @@ def fit(write: bool) -> None:
             "top_k_passages": K,
             "criterion": "refuse when score < threshold; 'youden' = max(refusals right - false refusals) on "
             "tuning, 'fr05' = most refusals right with false refusals <= 0.05 on tuning",
-            "logprob_prompt": VARIANTS[best_lp.split("_")[1]],
-            "logprob_passages": int(best_lp.split("_")[2]),
+            "logprob_signal": best_lp,
+            "logprob_prompts": {v: VARIANTS[v] for v in VARIANTS},
             "thresholds": {r: v["threshold"] for r, v in report["rules"].items() if v["threshold"] is not None},
             "combo": "logistic(w0 + w1*logit(p_yes of logprob_prompt) + w2*max_sentence_cosine)",
             "combo_weights": {"w0": w[0], "w1_logit_p_yes": w[1], "w2_dense_sent": w[2]},
