@@ -10,7 +10,6 @@ import dataclasses
 import itertools
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -18,7 +17,9 @@ import streamlit as st
 import rag
 from rag import Answer, Citation, RagError, Settings, Turn
 from rag.models.chat import get_chat_model
-from ui import render
+from ui import documents as labels
+from ui import panel, render
+from ui.article import show_article, show_in_article
 from ui.history import history_path
 from ui.session import UNEXPECTED, Conversations
 
@@ -28,7 +29,6 @@ STARTERS = (
     "What trade volume target did the two presidents set?",
     "Where do Turkey and Russia compete?",
 )
-ALL = -1  # "highlight the citations of every answer"
 HISTORY_TURNS = 10  # follow-ups need the recent conversation, not all of it
 CSS = """<style>
 .rag-answer, .rag-quote, .rag-article { white-space: pre-wrap; overflow-wrap: anywhere; }
@@ -39,6 +39,7 @@ CSS = """<style>
 .rag-mark { background: rgba(255, 213, 79, 0.45); color: inherit; border-radius: 3px; padding: 0 1px; }
 .rag-mark.rag-focus { background: rgba(255, 152, 0, 0.55); outline: 2px solid rgba(255, 152, 0, 0.9); }
 .rag-label { color: #b26a00; font-weight: 700; margin-right: 2px; scroll-margin-top: 5rem; }
+.rag-page { display: block; color: #757575; font-size: 0.75em; border-top: 1px dashed #bdbdbd; margin: 0.8em 0 0.3em; user-select: none; }
 </style>"""
 
 
@@ -49,7 +50,7 @@ def main() -> None:
     _init_state(settings)
     side = _sidebar_slots()
     settings = _retrieval_controls(side["controls"], settings)
-    question = st.chat_input("Ask a question about the article") or st.session_state.pop("pending", None)
+    question = st.chat_input("Ask a question about your documents") or st.session_state.pop("pending", None)
     if question:
         st.session_state.view = "Chat"
     st.title("Ask the article")
@@ -57,14 +58,18 @@ def main() -> None:
     retriever = _retriever(settings)
     model = _chat_model(settings) if retriever is not None else None
     _show_status(side["status"], settings, retriever, model)
-    chat_tab, article_tab = st.tabs(["Chat", "Article"], key="view", on_change="rerun")
-    if article_tab.open:  # first: the open article must not wait for an answer still being written in the chat
+    chat_tab, article_tab, documents_tab = st.tabs(["Chat", "Article", "Documents"], key="view", on_change="rerun")
+    if documents_tab.open:  # first: "Ask about" lists what was just added or removed
+        with documents_tab:
+            panel.show(st, settings, retriever)
+    documents = _ask_about(side["documents"], retriever)
+    if article_tab.open:  # before the chat: the open article must not wait for an answer still being written
         with article_tab:
-            _show_article(retriever)
+            show_article(retriever)
     with chat_tab:
         _show_history(retriever)
         if question:
-            _ask(question, settings, retriever, model)
+            _ask(question, settings, retriever, model, documents)
         elif not st.session_state.messages:
             _starters()
     _conversation_controls(side["conversation"], retriever)
@@ -161,7 +166,7 @@ def _sidebar_slots() -> dict[str, Any]:
     """Sidebar sections in display order; filled later, when their data exists."""
     with st.sidebar:
         st.header("Article chat")
-        return {name: st.container() for name in ("status", "rebuild", "controls", "conversation")}
+        return {name: st.container() for name in ("status", "rebuild", "controls", "documents", "conversation")}
 
 
 def _show_status(box: Any, settings: Settings, retriever: Any, model: Any) -> None:
@@ -205,9 +210,31 @@ def _retrieval_controls(box: Any, settings: Settings) -> Settings:
     return dataclasses.replace(settings, top_k=int(k))
 
 
+def _ask_about(box: Any, retriever: Any) -> list[str] | None:
+    """The documents questions go to (default: all, and each new one joins); None means all of them."""
+    try:
+        docs = retriever.documents() if retriever is not None else []
+    except RagError:  # the status above already says what is wrong with the index
+        docs = []
+    if not docs:
+        return None
+    ids = [d.id for d in docs]
+    state = st.session_state
+    state.ask_about = labels.reconcile(state.get("ask_about", []), state.get("known_documents", []), ids)
+    state.known_documents = ids
+    titles = {d.id: labels.title_label(d) for d in docs}
+    chosen = box.multiselect(
+        "Ask about", ids, key="ask_about", format_func=lambda i: titles.get(i, i),
+        help="Questions go to these documents only (default: all of them). Add or remove documents in the Documents tab.",
+    )  # fmt: skip
+    if not chosen:
+        box.warning("Choose at least one document to ask about.", icon=":material/warning:")
+    return labels.restriction(chosen, ids)
+
+
 def _conversation_controls(box: Any, retriever: Any) -> None:
     exchanges = [render.Exchange(m["question"], m["answer"]) for m in st.session_state.messages if "answer" in m]
-    source_text = _source_text_fn(retriever)
+    source_text = _cited_text_fn(retriever)
     with box:
         st.subheader("Conversation")
         st.button("Clear chat", icon=":material/delete:", on_click=_clear_chat, disabled=not st.session_state.messages)
@@ -242,7 +269,7 @@ def _set_pending(text: str) -> None:
 
 
 def _show_history(retriever: Any) -> None:
-    source_text = _source_text_fn(retriever)
+    source_text = _cited_text_fn(retriever)
     for idx, msg in enumerate(st.session_state.messages):
         with st.chat_message(msg["role"]):
             if msg["role"] == "user":
@@ -258,12 +285,14 @@ def _history() -> list[Turn]:
     return turns[-HISTORY_TURNS:]
 
 
-def _ask(question: str, settings: Settings, retriever: Any, model: Any) -> None:
+def _ask(question: str, settings: Settings, retriever: Any, model: Any, documents: list[str] | None) -> None:
     history = _history()
     messages = st.session_state.messages
 
     def produce() -> Any:
-        return rag.query_stream(question, history=history, settings=settings, retriever=retriever, model=model)
+        return rag.query_stream(
+            question, history=history, settings=settings, retriever=retriever, model=model, documents=documents
+        )
 
     # Computed on its own thread: a rerun (a click, a tab switch) stops this run but not the answer; the store
     # saves the exchange once the answer is finished.
@@ -276,7 +305,8 @@ def _ask(question: str, settings: Settings, retriever: Any, model: Any) -> None:
         if "answer" in msg and msg["answer"].citations:
             st.session_state.highlight = idx
             st.session_state.focus = None
-        _show_assistant(msg, idx, _source_text_fn(retriever))
+            st.session_state.article_want = msg["answer"].citations[0].document
+        _show_assistant(msg, idx, _cited_text_fn(retriever))
 
 
 def _settle(msg: dict) -> None:
@@ -303,7 +333,7 @@ def _settle(msg: dict) -> None:
     msg.pop("pending", None)
 
 
-def _show_assistant(msg: dict, idx: int, source_text: Callable[[str], str | None]) -> None:
+def _show_assistant(msg: dict, idx: int, cited_text: Callable[[Citation], str | None]) -> None:
     if "error" in msg:
         st.error(msg["error"])
         return
@@ -315,145 +345,38 @@ def _show_assistant(msg: dict, idx: int, source_text: Callable[[str], str | None
         return
     st.markdown(render.answer_html(answer.text), unsafe_allow_html=True)
     for cite in answer.citations:
-        _citation_card(cite, idx, source_text)
+        _citation_card(cite, idx, cited_text)
     st.caption(render.escape_markdown(render.answer_footer(answer)))
 
 
-def _citation_card(cite: Citation, idx: int, source_text: Callable[[str], str | None]) -> None:
+def _citation_card(cite: Citation, idx: int, cited_text: Callable[[Citation], str | None]) -> None:
     with st.container(border=True, key=f"card-{idx}-{cite.number}"):
-        where = render.locate(source_text(cite.source), cite.start, cite.end)
-        st.markdown(f"**[{cite.number}]** " + render.escape_markdown(f"{Path(cite.source).name} · {where}"))
+        st.markdown(render.cite_heading(cite, cited_text(cite)))
         st.markdown(render.quote_html(cite.text), unsafe_allow_html=True)
         st.button(
             "Show in article",
             key=f"jump-{idx}-{cite.number}",
             icon=":material/article:",
             type="tertiary",
-            on_click=_jump,
-            args=(idx, cite.number, cite.source),
+            on_click=show_in_article,
+            args=(idx, cite.number, cite.document),
         )
 
 
-def _jump(idx: int, number: int, source: str) -> None:
-    st.session_state.view = "Article"
-    st.session_state.highlight = idx
-    st.session_state.focus = _anchor(idx, number)
-    st.session_state.article_source = source
-    st.session_state.jumps = st.session_state.get("jumps", 0) + 1
-    st.session_state.scroll_once = st.session_state.jumps
-
-
-def _anchor(idx: int, number: int) -> str:
-    return f"cite-{idx}-{number}"
-
-
-def _source_text_fn(retriever: Any) -> Callable[[str], str | None]:
-    """`retriever.source_text`, memoised for this run and never raising (positions are a nicety)."""
+def _cited_text_fn(retriever: Any) -> Callable[[Citation], str | None]:
+    """The text a citation's offsets point into (`retriever.document_text`), memoised for this run and never
+    raising: positions are a nicety, and the document may have been removed since."""
     cache: dict[str, str | None] = {}
 
-    def source_text(source: str) -> str | None:
-        if source not in cache:
+    def cited_text(cite: Citation) -> str | None:
+        if cite.document not in cache:
             try:
-                cache[source] = retriever.source_text(source) if retriever is not None else None
+                cache[cite.document] = retriever.document_text(cite.document) if retriever is not None else None
             except RagError:
-                cache[source] = None
-        return cache[source]
+                cache[cite.document] = None
+        return cache[cite.document]
 
-    return source_text
-
-
-# ---------------------------------------------------------------- article view
-
-
-def _show_article(retriever: Any) -> None:
-    if retriever is None:
-        st.info("The article shows here once the index is available.")
-        return
-    try:
-        sources = list(retriever.sources())
-    except RagError as err:
-        st.error(str(err))
-        return
-    if not sources:
-        st.info("The index holds no documents.")
-        return
-    source = _pick_source(sources)
-    answered = [i for i, m in enumerate(st.session_state.messages) if "answer" in m and m["answer"].citations]
-    chosen = _pick_answer(answered)
-    marks = _marks(chosen, source)
-    try:
-        text = retriever.source_text(source)
-    except RagError as err:
-        st.error(str(err))
-        return
-    spans = render.shown_spans(text, marks)
-    if spans != [(0, len(text))]:
-        st.caption(f"A long document ({len(text):,} characters): showing the paragraphs around the citations.")
-    elif not marks:
-        st.caption("Passages cited in the chat are highlighted here.")
-    st.markdown(render.article_html(text, marks, spans), unsafe_allow_html=True)
-    nonce = st.session_state.pop("scroll_once", 0)
-    if nonce and st.session_state.focus:
-        _scroll_to(st.session_state.focus, nonce)
-
-
-def _pick_source(sources: list[str]) -> str:
-    if st.session_state.get("article_source") not in sources:
-        st.session_state.article_source = sources[0]
-    if len(sources) == 1:
-        return sources[0]
-    return str(st.selectbox("Document", sources, key="article_source"))
-
-
-def _pick_answer(answered: list[int]) -> int | None:
-    """Which answer's citations to highlight: one answer (default: the latest) or ALL of them."""
-    if not answered:
-        return None
-    options = [*answered, ALL] if len(answered) > 1 else answered
-    if st.session_state.highlight not in options:
-        st.session_state.highlight = answered[-1]
-    messages = st.session_state.messages
-    choice = st.selectbox(
-        "Highlight the passages cited in",
-        options,
-        index=options.index(st.session_state.highlight),
-        format_func=lambda i: (
-            "All answers" if i == ALL else f"Answer {answered.index(i) + 1}: {messages[i]['question'][:80]}"
-        ),
-    )
-    if choice != st.session_state.highlight:
-        st.session_state.highlight = choice
-        st.session_state.focus = None
-    return int(choice)
-
-
-def _marks(chosen: int | None, source: str) -> list[render.Mark]:
-    """Marks for the chosen answer's citations, numbered as in its text ([2]); for all answers, [answer.n]."""
-    if chosen is None:
-        return []
-    answered = [i for i, m in enumerate(st.session_state.messages) if "answer" in m]
-    marks = []
-    for k, idx in enumerate(answered, 1):
-        if chosen not in (idx, ALL):
-            continue
-        for c in st.session_state.messages[idx]["answer"].citations:
-            if c.source != source:
-                continue
-            label = f"[{k}.{c.number}]" if chosen == ALL else f"[{c.number}]"
-            anchor = _anchor(idx, c.number)
-            marks.append(render.Mark(label, c.start, c.end, anchor, focused=st.session_state.focus == anchor))
-    return marks
-
-
-def _scroll_to(anchor: str, nonce: int) -> None:
-    # Our own short script (no document text in it: the anchor is built from two integers). Streamlit keeps a
-    # chat page pinned to its bottom while it settles, so scroll a few times; the nonce makes a repeat click
-    # run it again (identical HTML is not re-rendered).
-    script = (
-        f"<script>/*{nonce}*/[300,900,1800].forEach(function(t){{setTimeout(function(){{"
-        f"var e=document.getElementById({anchor!r});if(e){{e.scrollIntoView({{block:'center'}});}}}},t);}});</script>"
-    )
-    st.html(script, unsafe_allow_javascript=True)
+    return cited_text
 
 
 # ---------------------------------------------------------------- saved conversations

@@ -55,14 +55,15 @@ def retrieve(
 
 def add_document(
     path_or_url: str | Path, *, settings: Settings | None = None, progress: Progress | None = None,
-    allow_private: bool | None = None,
+    allow_private: bool | None = None, name: str | None = None,
 ) -> Document:  # fmt: skip
     """Read a file (PDF, EPUB, DOCX, HTML, Markdown, text) or an http(s) URL and add it to the library.
     `allow_private` None allows URLs on loopback/private networks unless the caller is the app on a public
-    address (it passes False); `RAG_ALLOW_PRIVATE_URLS` allows them always."""
+    address (it passes False); `RAG_ALLOW_PRIVATE_URLS` allows them always. `name` replaces the file's path
+    as its source (an uploaded file's own name rather than the temporary file it was saved to)."""
     settings = settings or Settings.from_env()
     allow = settings.allow_private_urls or (True if allow_private is None else allow_private)
-    return library.add_document(path_or_url, settings=settings, progress=progress, allow_private=allow)
+    return library.add_document(path_or_url, settings=settings, progress=progress, allow_private=allow, name=name)
 
 
 def add_text(

@@ -24,10 +24,6 @@ class MockModel:
         self._queue.append(reply)
         return self
 
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
     def stream(self, messages: Sequence[Message]) -> Iterator[str]:
         self.history.append([dict(m) for m in messages])  # type: ignore[misc]
         if not self._queue:

@@ -36,12 +36,6 @@ def ask(question: str, model: MockModel | None, retriever: ListRetriever, settin
     return query(question, settings=settings, retriever=retriever, model=model, **kw)
 
 
-def shown_passages(model: MockModel) -> list[str]:
-    """The passage blocks of the last answer prompt, in prompt order."""
-    user = model.history[-1][-1]["content"]
-    return [block.split("] ", 1)[1] for block in user.split("Question:")[0].split("\n\n") if block.startswith("[")]
-
-
 def assert_citations_exact(answer) -> None:  # type: ignore[no-untyped-def]
     assert [c.number for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     for c in answer.citations:

@@ -99,3 +99,15 @@ def test_windows_line_endings_and_blank_input() -> None:
         "Second paragraph here, also quite long enough.",
     ]
     assert chunk_text("") == [] and chunk_text(" \n\n \t") == []
+
+
+def test_passages_never_span_a_page_break() -> None:
+    # "Findings" is a heading without final punctuation: it would continue into the next paragraph,
+    # but that paragraph starts a new page, so each passage stays on its own page.
+    text = "First page text ends here.\n\nFindings\n\nSecond page text."
+    page_two = text.index("Second")
+    merged = chunk_text(text)
+    assert any(c.start < page_two < c.end for c in merged)  # without breaks: merged across the page
+    chunks = chunk_text(text, breaks=(0, text.index("Findings"), page_two))
+    assert not any(c.start < page_two < c.end for c in chunks)
+    assert [text[c.start : c.end] for c in chunks][-1] == "Second page text."

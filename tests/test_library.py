@@ -191,3 +191,12 @@ def test_rebuild_keeps_the_added_documents(library: Settings) -> None:
     stats = rag.build_index(settings=library, rebuild=True)
     assert stats.built and stats.documents == 2
     assert snapshot(library) == before and pdf.id in {d.id for d in rag.list_documents(library)}
+
+
+def test_an_upload_is_named_by_its_own_file_name(library: Settings, tmp_path: Path) -> None:
+    saved = tmp_path / "rag-upload-x" / "0" / "field notes.md"
+    saved.parent.mkdir(parents=True)
+    saved.write_bytes(samples.ARTICLE_MD.read_bytes())
+    doc = rag.add_document(saved, settings=library, name="field notes.md")
+    assert doc.source == "field notes.md"
+    assert rag.retrieve("night trains", 1, settings=library, documents=[doc.id])[0].source == "field notes.md"

@@ -10,7 +10,7 @@ import traceback
 import pytest
 
 from rag import ConfigError, InputError, ModelAuthError, ModelError, Settings
-from rag.models.chat import Message, OpenAICompatibleModel, get_chat_model
+from rag.models.chat import Message, get_chat_model
 from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
 
 pytestmark = pytest.mark.server
@@ -55,13 +55,6 @@ def test_streams_deltas_and_sends_key_model_and_prompt(openai_server: OpenAIServ
     assert request.body["messages"] == MESSAGES
     assert request.body["temperature"] == 0.0
     assert request.body["max_tokens"] == Settings().max_answer_tokens
-
-
-def test_complete_joins_the_stream(openai_server: OpenAIServer) -> None:
-    openai_server.enqueue(Reply(chunks=["a", "b", "c"]))
-    model = get_chat_model(_settings(openai_server))
-    assert isinstance(model, OpenAICompatibleModel)
-    assert model.complete(MESSAGES) == "abc"
 
 
 def test_retries_429_and_500_then_succeeds(openai_server: OpenAIServer) -> None:

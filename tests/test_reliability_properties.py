@@ -1,7 +1,7 @@
 """Property tests (hypothesis) on arbitrary input, beside the existing ones in test_chunking.py (chunk offsets),
-test_citations.py (renumbering on a marker-rich alphabet) and test_render.py (escaping).
+test_citations.py (marker stripping on a marker-rich alphabet) and test_render.py (escaping).
 
-Here: marker parsing and renumbering on any text, sentence splitting while streaming in any chunks, sentence
+Here: marker parsing and stripping on any text, sentence splitting while streaming in any chunks, sentence
 checking on any model output, question validation on any string.
 """
 
@@ -12,7 +12,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.answer.citations import MARKER, marker_numbers, renumber, strip_markers
+from rag.answer.citations import MARKER, marker_numbers, strip_markers
 from rag.answer.support import SupportChecker
 from rag.answer.verify import check_sentence, split_complete
 from rag.config import Settings
@@ -21,7 +21,6 @@ from rag.inputs import validate_question
 from rag.types import Passage
 
 P = [Passage("doc", f"The partnership grew in year {i} across trade and energy.", i * 100, i * 100 + 50) for i in range(5)]
-BY = {i + 1: P[i] for i in range(5)}
 
 # Arbitrary text with the pieces that matter mixed in: markers of every spelling, brackets, sentence ends.
 _piece = st.one_of(
@@ -41,18 +40,6 @@ def test_markers_parse_and_strip_on_any_text(text: str) -> None:
     assert stripped == stripped.strip()
     # What stripping leaves has no marker of its own (else a claim could carry an unchecked citation).
     assert MARKER.search(stripped) is None, stripped
-
-
-@settings(max_examples=400, deadline=None)
-@given(_texts, st.dictionaries(st.integers(0, 120), st.sampled_from(P), max_size=6))
-def test_renumbering_any_text_gives_consecutive_numbers_of_known_passages(text: str, by: dict[int, Passage]) -> None:
-    rewritten, citations = renumber(text, by)
-    assert [c.number for c in citations] == list(range(1, len(citations) + 1))
-    assert len({(c.source, c.start, c.end) for c in citations}) == len(citations)
-    assert all(Passage(c.source, c.text, c.start, c.end) in P for c in citations)
-    # Every marker the rewrite contains points at one of its citations, numbered by first appearance.
-    seen = list(dict.fromkeys(marker_numbers(rewritten)))
-    assert seen == list(range(1, len(citations) + 1)), (text, rewritten)
 
 
 @settings(max_examples=400, deadline=None)

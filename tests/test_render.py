@@ -156,7 +156,7 @@ def test_conversation_markdown_footnotes_quote_passages() -> None:
     refusal = Answer(text="The article doesn't cover this.", refused=True)
     md = conversation_markdown(
         [Exchange("Why?", _answer()), Exchange("Pizza?", refusal), Exchange("And then?", _answer())],
-        lambda s: source if s == "doc.txt" else None,
+        lambda c: source if c.source == "doc.txt" else None,
     )
     assert "Frustration with the West [^1], and balance [^2]. Not a marker [7]." in md
     assert "Frustration with the West [^3], and balance [^4]." in md

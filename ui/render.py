@@ -111,6 +111,26 @@ def locate(text: str | None, start: int, end: int) -> str:
     return f"{paras} of {len(paragraph_starts(text))} · {where}"
 
 
+def place(cite: Citation, text: str | None) -> str:
+    """Where a cited passage sits: 'page 2 · characters 1,204–1,388' for paged formats (PDF), else as `locate`."""
+    if cite.page is not None:
+        return f"page {cite.page} · characters {cite.start:,}–{cite.end:,}"
+    return locate(text, cite.start, cite.end)
+
+
+def cite_heading(cite: Citation, text: str | None) -> str:
+    """A citation card's heading (Markdown): '**[1]** Title · page 2 · characters …', the title escaped."""
+    name = " ".join(cite.title.split()) or source_name(cite.source)
+    return f"**[{cite.number}]** " + escape_markdown(f"{name} · {place(cite, text)}")
+
+
+def source_name(source: str) -> str:
+    """A URL as given, a file by its name."""
+    if re.match(r"^https?://", source, re.IGNORECASE):
+        return source
+    return source.rsplit("/", 1)[-1] or source
+
+
 def answer_html(text: str) -> str:
     """The answer, escaped, with its [n] markers set as small citation badges (the brackets stay in the text)."""
     parts: list[str] = []
@@ -128,18 +148,22 @@ def quote_html(text: str) -> str:
     return f'<blockquote class="rag-quote">{escape_text(text.strip())}</blockquote>'
 
 
-def article_html(text: str, marks: Sequence[Mark], spans: Sequence[tuple[int, int]] | None = None) -> str:
+def article_html(
+    text: str, marks: Sequence[Mark], spans: Sequence[tuple[int, int]] | None = None, pages: Sequence[int] = ()
+) -> str:
     """The text, escaped, paragraphs numbered in the margin, marked spans highlighted and labelled.
 
     Overlapping marks are fine: the text is cut at every boundary and each piece is highlighted once.
-    `spans` limits what is shown (see `shown_spans`); skipped stretches become a "[…]" gap.
+    `spans` limits what is shown (see `shown_spans`); skipped stretches become a "[…]" gap. `pages` are
+    the offsets where pages start (PDF): each gets a "page N" marker.
     """
     valid = [m for m in marks if 0 <= m.start < m.end <= len(text)]
     shown = [(max(a, 0), min(b, len(text))) for a, b in (spans or [(0, len(text))])]
     paras = paragraph_starts(text)
     para_no = {s: i for i, s in enumerate(paras, 1)}
+    page_no = {s: i for i, s in enumerate(pages, 1) if 0 <= s < len(text)}
     bounds = {x for span in shown for x in span}
-    cuts = sorted({0, len(text), *paras, *bounds, *(m.start for m in valid), *(m.end for m in valid)})
+    cuts = sorted({0, len(text), *paras, *page_no, *bounds, *(m.start for m in valid), *(m.end for m in valid)})
     out: list[str] = []
     gap = False
     for a, b in zip(cuts, cuts[1:], strict=False):
@@ -149,6 +173,8 @@ def article_html(text: str, marks: Sequence[Mark], spans: Sequence[tuple[int, in
         if gap:
             out.append(_GAP)
         gap = False
+        if a in page_no:
+            out.append(f'<span class="rag-page" id="page-{page_no[a]}">page {page_no[a]}</span>')
         out.extend(_piece(text, a, b, valid, para_no))
     if gap:
         out.append(_GAP)
@@ -215,9 +241,10 @@ def _attr(value: str) -> str:
 
 
 def conversation_markdown(
-    exchanges: Sequence[Exchange], source_text: Callable[[str], str | None] | None = None, *, title: str = ""
+    exchanges: Sequence[Exchange], cited_text: Callable[[Citation], str | None] | None = None, *, title: str = ""
 ) -> str:
-    """The conversation as Markdown; each [n] marker becomes a footnote quoting its passage and position."""
+    """The conversation as Markdown; each [n] marker becomes a footnote quoting its passage, its document and
+    the place in it. `cited_text(cite)` is the text the citation's offsets point into (None: unknown)."""
     lines = [f"# {title or 'Conversation about the article'}", ""]
     notes: list[str] = []
     for turn, ex in enumerate(exchanges, 1):
@@ -241,22 +268,23 @@ def conversation_markdown(
                 return m.group(0)
             if number not in local:
                 local[number] = len(notes) + 1
-                notes.append(_footnote_text(local[number], cite, source_text))
+                notes.append(_footnote_text(local[number], cite, cited_text))
             return f"[^{local[number]}]"
 
         lines += ["**Answer:** " + _MARKER.sub(footnote, ex.answer.text.strip()), ""]
         for number in sorted(set(by_number) - set(local)):
             # Cited but never marked in the text (shouldn't happen): still listed, so nothing is lost.
-            notes.append(_footnote_text(len(notes) + 1, by_number[number], source_text))
+            notes.append(_footnote_text(len(notes) + 1, by_number[number], cited_text))
     if notes:
         lines += ["---", "", *notes, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _footnote_text(n: int, cite: Citation, source_text: Callable[[str], str | None] | None) -> str:
-    text = source_text(cite.source) if source_text else None
-    where = locate(text, cite.start, cite.end)
-    return f'[^{n}]: "{_one_line(cite.text)}" ({_one_line(cite.source)}, {where})'
+def _footnote_text(n: int, cite: Citation, cited_text: Callable[[Citation], str | None] | None) -> str:
+    where = place(cite, cited_text(cite) if cited_text else None)
+    title = _one_line(cite.title)
+    name = f"{title}, {_one_line(cite.source)}" if title and title != cite.source else _one_line(cite.source)
+    return f'[^{n}]: "{_one_line(cite.text)}" ({name}, {where})'
 
 
 def _one_line(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Citation markers: parse, renumber, render.
+"""Citation markers: parse, strip, number, render.
 
 Invariants every answer leaves here with: markers are numbered 1..n in order of first appearance with no
 gaps; each number maps to exactly one retrieved passage (and each passage to one number); a marker pointing
@@ -8,7 +8,7 @@ at no passage is removed; `Citation.text == source_text[start:end]` because it i
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.types import Citation, Passage
@@ -17,8 +17,6 @@ from rag.types import Citation, Passage
 MARKER = re.compile(r"\[\s*(?:(?:passage|source|doc)\s*)?(\d{1,3}(?:\s*[,;]\s*(?:(?:passage|source|doc)\s*)?\d{1,3})*)\s*\]", re.I)
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?])")
 _MULTI_SPACE = re.compile(r"[ \t]{2,}")
-_OPEN, _CLOSE = "\ue000", "\ue001"  # private-use characters: never in model output we keep
-_REPEAT = re.compile(r"\[(\d+)\](?:\s*\[\1\])+")
 
 
 def marker_numbers(text: str) -> list[int]:
@@ -64,32 +62,6 @@ class Numbering:
             Citation(i, p.source, p.text, p.start, p.end, document=p.document, title=p.title, page=p.page)
             for i, p in enumerate(self.passages, 1)
         ]
-
-
-def renumber(text: str, by_marker: Mapping[int, Passage], numbering: Numbering | None = None) -> tuple[str, list[Citation]]:
-    """Rewrite the markers of `text` (the model's numbers, keys of `by_marker`) into final numbers.
-
-    Groups like [1, 2] become [1][2]; repeated passages inside a group collapse; unknown numbers vanish.
-    """
-    numbering = numbering if numbering is not None else Numbering()
-
-    def replace(match: re.Match[str]) -> str:
-        finals: list[int] = []
-        for raw in re.findall(r"\d+", match.group(1)):
-            passage = by_marker.get(int(raw))
-            if passage is not None:
-                n = numbering.number(passage)
-                if n not in finals:
-                    finals.append(n)
-        return "".join(f"{_OPEN}{n}{_CLOSE}" for n in finals)
-
-    # Final markers are written with placeholder brackets first: removing "[0]" from "[3[0]]" must not leave
-    # a "[3]" that nobody numbered. Anything marker-shaped left after the rewrite is such debris.
-    rewritten = MARKER.sub(replace, text.replace(_OPEN, "").replace(_CLOSE, ""))
-    while MARKER.search(rewritten):
-        rewritten = MARKER.sub("", rewritten)
-    rewritten = rewritten.replace(_OPEN, "[").replace(_CLOSE, "]")
-    return _tidy(_REPEAT.sub(r"[\1]", rewritten)), numbering.citations()
 
 
 def render_sentence(sentence: str, passages: Sequence[Passage], numbering: Numbering) -> str:

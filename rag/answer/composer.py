@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
-from rag.answer.extractive import Similarity, Unit, select
-from rag.answer.extractive import near_duplicate as _near_duplicate
+from rag.answer.extractive import Similarity, Unit, repeats, select
 from rag.answer.gate import fits_question, refusal_before
 from rag.answer.prompts import render
 from rag.answer.support import SupportChecker
-from rag.answer.terms import content_stems, main_names, sentence_spans, stem, stem_in
+from rag.answer.terms import content_stems, main_names, stem, stem_in
 from rag.answer.verify import Checked, check_sentence, says_cant_tell, split_complete
 from rag.errors import ModelAuthError, ModelError, RagError
 from rag.models.chat import ChatModel, Message
+from rag.text import sentence_spans
 from rag.types import Answer, Passage, Timings
 
 REFUSAL = "The article doesn't cover this: the retrieved passages don't answer the question."
@@ -164,7 +164,7 @@ class Composer:
             return []
         for unit in select(self.question, self.passages, similarity=self._similarity()):
             passage = self.passages[unit.passage_index]
-            if passage not in cited and not any(_near_duplicate(unit.text, c.claim) for c in kept):
+            if passage not in cited and not any(repeats(unit.text, c.claim) for c in kept):
                 return [Checked(unit.text, (passage,))]
         return []
 

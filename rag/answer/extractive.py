@@ -12,9 +12,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.answer.terms import content_stems, numbers, sentence_spans, stem_in
+from rag.answer.terms import content_stems, numbers, stem_in
+from rag.text import near_duplicate, sentence_spans
 from rag.types import Passage
 
+QUOTE_JACCARD = 0.7  # content-stem overlap above which two quoted sentences say the same
 # A sentence scorer by meaning: (question, sentences) -> cosine similarities. Optional; lexical alone works.
 Similarity = Callable[[str, Sequence[str]], Sequence[float]]
 
@@ -102,13 +104,13 @@ def select(
     for unit in ranked:
         if len(chosen) >= max_units or unit.score < keep_from:
             break
-        if any(near_duplicate(unit.text, c.text) for c in chosen):
+        if any(repeats(unit.text, c.text) for c in chosen):
             continue
         chosen.append(unit)
     return chosen
 
 
-def near_duplicate(a: str, b: str) -> bool:
-    # The article repeats a paragraph almost word for word; quoting both adds nothing.
-    sa, sb = set(content_stems(a)), set(content_stems(b))
-    return bool(sa and sb) and len(sa & sb) / len(sa | sb) >= 0.7
+def repeats(a: str, b: str) -> bool:
+    """Two sentences saying nearly the same: the article repeats a paragraph almost word for word, and quoting
+    both adds nothing."""
+    return near_duplicate(set(content_stems(a)), set(content_stems(b)), QUOTE_JACCARD)

@@ -1,6 +1,6 @@
 """Word-level text analysis shared by the support check, the refusal gate and the extractive answerer.
 
-Plain functions over strings: tokens, stems, numbers, names and sentence spans with exact offsets.
+Plain functions over strings: tokens, stems, numbers and names. Sentence boundaries are rag.text's.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Iterable
 
 import Stemmer
+
+from rag.text import sentence_spans
 
 # Hyphens and apostrophes split words, so "Turkish-Russian" yields two names and "Turkey's" yields "Turkey".
 _WORD = re.compile(r"[A-Za-z]+|\d+(?:[.,]\d+)*")
@@ -70,8 +72,9 @@ def names(text: str, first_words: bool = True) -> set[str]:
     ordinary word put first ("Strengthening", "Expected"): "Greece launched ..." must be checked. Questions pass
     first_words=False: their first word is an instruction ("List", "Summarize"), not a name."""
     found: set[str] = set()
-    for sentence in re.split(r"(?<=[.!?;:])\s+|\n+", text):
-        for i, token in enumerate(words(sentence)):
+    clauses = (c for s, e in sentence_spans(text) for c in _CLAUSE_BREAK.split(text[s:e]))
+    for clause in clauses:
+        for i, token in enumerate(words(clause)):
             if not token[0].isupper() or token.lower() in STOPWORDS:
                 continue
             if i == 0 and (not first_words or _ORDINARY_START.search(token)):
@@ -80,6 +83,7 @@ def names(text: str, first_words: bool = True) -> set[str]:
     return found
 
 
+_CLAUSE_BREAK = re.compile(r"(?<=[;:])\s+")  # "...: Greece launched" starts afresh like a sentence
 _ORDINARY_START = re.compile(r"(?:ing|ed|ly|ies|es|ment|tion|ness|ity)$")
 
 
@@ -100,26 +104,3 @@ def stem_in(target: str, stems: Iterable[str], anywhere: bool = True) -> bool:
     if len(target) < 4:
         return target in stems
     return any(s == target or (target in s if anywhere else s.startswith(target)) for s in stems)
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*")
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of `text`, trimmed of surrounding whitespace; text[start:end] is exact."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        _append_trimmed(text, start, match.start(), spans)
-        start = match.end()
-    _append_trimmed(text, start, len(text), spans)
-    return spans
-
-
-def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        spans.append((start, end))

@@ -12,16 +12,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.answer.citations import MARKER, marker_numbers, strip_markers
+from rag.answer.citations import marker_numbers, strip_markers
 from rag.answer.support import SupportChecker
 from rag.answer.terms import content_stems
+from rag.text import SENTENCE_END
 from rag.types import Passage
 
-# A sentence is complete at . ! ? (plus closing quotes and any markers) once more text follows,
-# or at a line break. Waiting for the next non-space character keeps "... West. [2]" together. Markers
-# attach only on the same line: a streamed line break can't know what follows, so one across it would split
-# differently depending on where the stream was cut.
-_BOUNDARY = re.compile(r"[.!?][\"'”’)]*(?:[ \t]*\[[^\]\n]{1,40}\])*(?=\s+[^\s\[])|\n+")
+# rag.text's sentence end, plus the citation markers that follow it on the same line, is complete once more
+# text follows; a line break completes a sentence at once. Waiting for the next non-space character keeps
+# "... West. [2]" together. Markers attach only on the same line: a streamed line break can't know what
+# follows, so one across it would split differently depending on where the stream was cut.
+_BOUNDARY = re.compile(rf"{SENTENCE_END}(?:[ \t]*\[[^\]\n]{{1,40}}\])*(?=\s+[^\s\[])|\n+")
 REATTRIBUTE_MARGIN = 0.15
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 # The model saying it can't tell. Only phrasings about the sources, so "Erdogan does not look at Russia..."
@@ -36,7 +37,7 @@ _CANT_TELL = re.compile(
 
 
 def split_complete(buffer: str) -> tuple[list[str], str]:
-    """Complete sentences in `buffer` and the unfinished rest."""
+    """Complete sentences in `buffer` (markers included) and the unfinished rest."""
     sentences: list[str] = []
     start = 0
     for match in _BOUNDARY.finditer(buffer):
@@ -108,6 +109,3 @@ def _cited(sentence: str, prompt_passages: Sequence[Passage]) -> tuple[Passage, 
             found.append(prompt_passages[n - 1])
     return tuple(found)
 
-
-def has_markers(text: str) -> bool:
-    return bool(MARKER.search(text))

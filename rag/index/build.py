@@ -82,16 +82,16 @@ def build_index(
         raise SourceError(" ".join(errors))
     with build_lock(settings):
         client = open_for_build(settings, rebuild)
-        if rebuild and sources is None:
-            # Rebuilding "the index" means the library the user has (added documents included), re-embedded;
-            # only when it can't be read (a damaged store) does it start over from the default corpus.
-            docs = _readable_library(client, settings) or docs
+        reuse: dict[str, list[Stored]] = {}
+        if sources is None:
+            docs, reuse = _with_added_documents(client, settings, docs)
+            reuse = {} if rebuild else reuse  # a rebuild re-embeds everything
         current = current_pointer(client, settings)
         digest = content_hash(docs, model_id(settings))
         if current and current.content_hash == digest and not rebuild and _intact(client, current):
             report(1.0, "Index is up to date")
             return _stats(current, built=False, seconds=time.perf_counter() - started, errors=errors)
-        pointer = switch_to(client, settings, docs, report)
+        pointer = switch_to(client, settings, docs, report, reuse)
     report(1.0, "Index ready")
     return _stats(pointer, built=True, seconds=time.perf_counter() - started, errors=errors)
 
@@ -110,11 +110,18 @@ def switch_to(
     return pointer
 
 
-def _readable_library(client: Any, settings: Settings) -> list[LibraryDoc]:
+def _with_added_documents(
+    client: Any, settings: Settings, corpus: list[LibraryDoc]
+) -> tuple[list[LibraryDoc], dict[str, list[Stored]]]:
+    """The corpus as read now, plus the documents added to the current library since (kept with their
+    vectors); a library that can't be read (a damaged store being rebuilt) contributes nothing."""
     try:
-        return current_library(client, settings)[0]
+        kept, reuse = current_library(client, settings)
     except RagError:
-        return []
+        return corpus, {}
+    names, ids = {d.doc.source for d in corpus}, {d.id for d in corpus}
+    added = [d for d in kept if d.doc.source not in names and d.id not in ids]
+    return corpus + added, reuse
 
 
 def current_pointer(client: Any, settings: Settings) -> store.Pointer | None:

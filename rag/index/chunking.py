@@ -14,9 +14,14 @@ Long units are then split at sentence boundaries so that top-k retrieval stays s
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
+
 import math
 import re
 from dataclasses import dataclass
+
+from rag.text import sentence_spans, trim
 
 # Part of the index identity: changing the rules below must rebuild existing indexes.
 CHUNKER_VERSION = "para-merge-v1"
@@ -26,8 +31,6 @@ SHORT_CHARS = 40  # a paragraph shorter than this is a fragment of the previous 
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _TERMINAL = tuple(".!?\"'”’)]…")
-# A sentence ends after . ! ? (optionally closed by quotes/brackets) followed by whitespace.
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s+")
 
 
 @dataclass(frozen=True)
@@ -44,15 +47,7 @@ def paragraph_spans(text: str) -> list[tuple[int, int]]:
         spans.append((pos, match.start()))
         pos = match.end()
     spans.append((pos, len(text)))
-    return [trimmed for s, e in spans if (trimmed := _trim(text, s, e)) is not None]
-
-
-def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return (start, end) if end > start else None
+    return [trimmed for s, e in spans if (trimmed := trim(text, s, e)) is not None]
 
 
 def _continues_next(para: str) -> bool:
@@ -63,31 +58,31 @@ def _continues_previous(para: str) -> bool:
     return len(para) < SHORT_CHARS or para[0].islower()
 
 
-def merge_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Join paragraph spans that don't read on their own with their neighbours (see module doc)."""
+def merge_fragments(
+    text: str, spans: list[tuple[int, int]], breaks: Sequence[int] = ()
+) -> list[tuple[int, int]]:
+    """Join paragraph spans that don't read on their own with their neighbours (see module doc); never across
+    a hard break (a page start), so every passage lies on one page and cites it."""
     units: list[tuple[int, int]] = []
+    hard = sorted(breaks)
     for start, end in spans:
         para = text[start:end]
         if units:
             prev_start, prev_end = units[-1]
-            if _continues_next(text[prev_start:prev_end]) or _continues_previous(para):
+            crosses = bisect.bisect_right(hard, prev_start) != bisect.bisect_right(hard, start)
+            if not crosses and (_continues_next(text[prev_start:prev_end]) or _continues_previous(para)):
                 units[-1] = (prev_start, end)
                 continue
         units.append((start, end))
     return units
 
 
-def _sentence_spans(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
-    """Sentence spans inside [start, end); pieces still longer than max_chars are cut at whitespace."""
-    spans: list[tuple[int, int]] = []
-    pos = start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        spans.append((pos, match.start() + len(match.group(0).rstrip())))
-        pos = match.end()
-    if pos < end:
-        spans.append((pos, end))
+def _sentence_pieces(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    """Sentence spans inside [start, end); pieces still longer than max_chars are cut at whitespace.
+
+    A unit's line breaks are not sentence ends: merging put them inside sentences broken across paragraphs."""
     out: list[tuple[int, int]] = []
-    for s, e in spans:
+    for s, e in sentence_spans(text, start, end, line_breaks=False):
         out.extend(_hard_split(text, s, e, max_chars))
     return out
 
@@ -99,11 +94,11 @@ def _hard_split(text: str, start: int, end: int, max_chars: int) -> list[tuple[i
         cut = text.rfind(" ", start + max_chars // 2, start + max_chars)
         if cut <= start:
             cut = start + max_chars
-        trimmed = _trim(text, start, cut)
+        trimmed = trim(text, start, cut)
         if trimmed:
             pieces.append(trimmed)
         start = cut
-    trimmed = _trim(text, start, end)
+    trimmed = trim(text, start, end)
     if trimmed:
         pieces.append(trimmed)
     return pieces
@@ -113,7 +108,7 @@ def split_long(text: str, start: int, end: int, max_chars: int = MAX_CHARS) -> l
     """Split one unit into about equal runs of whole sentences, each at most ~max_chars."""
     if end - start <= max_chars:
         return [(start, end)]
-    sentences = _sentence_spans(text, start, end, max_chars)
+    sentences = _sentence_pieces(text, start, end, max_chars)
     # Aim for equal parts so a long paragraph doesn't leave a one-sentence tail without context.
     parts = math.ceil((end - start) / max_chars)
     target = (end - start) / parts
@@ -129,7 +124,8 @@ def split_long(text: str, start: int, end: int, max_chars: int = MAX_CHARS) -> l
     return chunks
 
 
-def chunk_text(text: str, max_chars: int = MAX_CHARS) -> list[Chunk]:
-    """Passages of `text` as exact (start, end) slices, fragments merged, long units split."""
-    units = merge_fragments(text, paragraph_spans(text))
+def chunk_text(text: str, max_chars: int = MAX_CHARS, breaks: Sequence[int] = ()) -> list[Chunk]:
+    """Passages of `text` as exact (start, end) slices, fragments merged (not across `breaks`, the offsets
+    where pages start), long units split."""
+    units = merge_fragments(text, paragraph_spans(text), breaks)
     return [Chunk(s, e) for us, ue in units for s, e in split_long(text, us, ue, max_chars)]

@@ -13,7 +13,6 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-FORMATS = ("url", "html", "pdf", "epub", "docx", "markdown", "text")
 BLOCK_SEPARATOR = "\n\n"
 
 # Invisible characters that only affect layout or hyphenation: dropping them keeps search and quotes stable.
@@ -29,7 +28,7 @@ class ExtractedDocument:
     text: str
     title: str
     source: str
-    format: str
+    format: str  # url, html, pdf, epub, docx, markdown or text
     author: str | None = None
     date: str | None = None
     pages: tuple[int, ...] = ()

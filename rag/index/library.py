@@ -6,6 +6,7 @@ passages and vectors are copied from the current build, so only the new document
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,16 @@ from rag.types import Document
 
 
 def add_document(
-    path_or_url: str | Path, *, settings: Settings, progress: Progress | None = None, allow_private: bool = True
-) -> Document:
+    path_or_url: str | Path, *, settings: Settings, progress: Progress | None = None, allow_private: bool = True,
+    name: str | None = None,
+) -> Document:  # fmt: skip
     """Read a file or URL and add it to the library; `DocumentExistsError` if its text is already there."""
     report: Progress = progress or (lambda fraction, message: None)
-    report(0.0, f"Reading {path_or_url}")
-    return _add(read_one(path_or_url, settings, allow_private=allow_private), settings, report)
+    report(0.0, f"Reading {name or path_or_url}")
+    new = read_one(path_or_url, settings, allow_private=allow_private)
+    if name:
+        new = dataclasses.replace(new, doc=dataclasses.replace(new.doc, source=" ".join(name.split())[:200]))
+    return _add(new, settings, report)
 
 
 def add_text(text: str, *, title: str, settings: Settings, progress: Progress | None = None) -> Document:

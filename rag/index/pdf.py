@@ -38,6 +38,30 @@ def _pdf_date(reader: PdfReader) -> str | None:
     return created.date().isoformat() if isinstance(created, datetime) else None
 
 
+SHORT_LINE = 0.7  # a line shorter than this share of the page's typical line ends a paragraph (or is a heading)
+
+
+def paragraphs(page_text: str) -> list[str]:
+    """A page's lines joined back into paragraphs. pypdf returns one line per printed line, so a sentence
+    would otherwise be cut wherever the layout wrapped it; a full-width line continues into the next, a short
+    one (a paragraph's last line, a heading) or a blank line ends the paragraph. No library does this reflow
+    for pypdf's plain-text output, and the quoted passages and sentence checks need whole sentences."""
+    lines = [line.strip() for line in page_text.split("\n")]
+    widths = sorted(len(line) for line in lines if line)
+    typical = widths[len(widths) // 2] if widths else 0
+    out: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        if line:
+            current.append(line)
+        if current and (not line or len(line) < SHORT_LINE * typical):
+            out.append(" ".join(current))
+            current = []
+    if current:
+        out.append(" ".join(current))
+    return out
+
+
 def read_pdf(data: bytes, *, name: str) -> ExtractedDocument:
     """Every page's text layer; `pages` holds the offset where each page starts."""
     reader = _open(data, name)
@@ -45,7 +69,8 @@ def read_pdf(data: bytes, *, name: str) -> ExtractedDocument:
     try:
         for page in reader.pages:
             builder.start_page()
-            builder.add(page.extract_text() or "")
+            for paragraph in paragraphs(page.extract_text() or ""):
+                builder.add(paragraph)
     except Exception:  # a broken content stream on some page
         raise SourceError(f"{name}: the PDF is damaged and its text can't be read.") from None
     if not builder.parts:

@@ -79,10 +79,6 @@ class OpenAICompatibleModel:
     def __repr__(self) -> str:
         return f"OpenAICompatibleModel(provider={self.provider!r}, model={self.model!r}, at={self._where()!r})"
 
-    def complete(self, messages: Sequence[Message]) -> str:
-        """The whole reply at once (the join of `stream`)."""
-        return "".join(self.stream(messages))
-
     def stream(self, messages: Sequence[Message]) -> Iterator[str]:
         """Yield the reply's text deltas; retry only while nothing has been yielded yet."""
         chat = _to_chat_messages(messages)

@@ -1,4 +1,4 @@
-"""Ranking pieces of hybrid retrieval: BM25 over passages, the two fusion methods, near-duplicate test."""
+"""Ranking pieces of hybrid retrieval: BM25 over passages and the two fusion methods."""
 
 from __future__ import annotations
 
@@ -71,7 +71,3 @@ def score_fusion(
         fused[idx] = DENSE_WEIGHT * d + (1.0 - DENSE_WEIGHT) * b
     return fused
 
-
-def near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
-    union = len(a | b)
-    return union > 0 and len(a & b) / union >= DEDUPE_JACCARD

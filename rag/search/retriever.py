@@ -23,7 +23,8 @@ from rag.errors import IndexCorruptError, IndexMissingError, InputError
 from rag.index import store
 from rag.index.sources import LibraryDoc, from_metadata
 from rag.models.embed import embed_query, get_embedder, model_id
-from rag.search.ranking import FUSIONS, Lexical, candidates, near_duplicate, ranks, rrf_fusion, score_fusion
+from rag.search.ranking import DEDUPE_JACCARD, FUSIONS, Lexical, candidates, ranks, rrf_fusion, score_fusion
+from rag.text import near_duplicate
 from rag.types import Document, IndexStats, Passage
 
 MAX_K = 50
@@ -206,7 +207,7 @@ class Retriever:
         fused = fuse(dense, lexical, bm25_rank)
         chosen: list[int] = []
         for idx in sorted(fused, key=lambda i: (-fused[i], i)):
-            if not any(near_duplicate(build.words[idx], build.words[j]) for j in chosen):
+            if not any(near_duplicate(build.words[idx], build.words[j], DEDUPE_JACCARD) for j in chosen):
                 chosen.append(idx)
             if len(chosen) == k:
                 break
