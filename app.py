@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +19,9 @@ from rag.models.chat import get_chat_model
 from ui import documents as labels
 from ui import panel, render
 from ui.article import show_article, show_in_article
+from ui.conversations import show_saved, store
 from ui.history import history_path
-from ui.session import UNEXPECTED, Conversations
+from ui.session import UNEXPECTED
 
 STARTERS = (
     "Why didn't Turkey align with the West?",
@@ -73,7 +73,7 @@ def main() -> None:
         elif not st.session_state.messages:
             _starters()
     _conversation_controls(side["conversation"], retriever)
-    _saved_conversations(side["conversation"])
+    show_saved(side["conversation"])
 
 
 # ---------------------------------------------------------------- state and resources
@@ -84,20 +84,11 @@ def _init_state(settings: Settings) -> None:
     if "messages" not in st.session_state:
         # The conversation lives in the process-wide store under the id in the URL, so a reload finds it again
         # (and in the history file beside the index, so a restart does too).
-        conversation_id, messages = _store().open(st.query_params.get("c"))
+        conversation_id, messages = store().open(st.query_params.get("c"))
         st.query_params["c"] = conversation_id
         st.session_state.messages = messages  # dicts: user {content}; assistant {question, answer|error|pending}
     st.session_state.setdefault("highlight", None)  # index of the answer whose citations the article shows
     st.session_state.setdefault("focus", None)  # anchor id of the citation chosen with "Show in article"
-
-
-@st.cache_resource
-def _conversations(history_file: str) -> Conversations:
-    return Conversations.saved_at(history_file)
-
-
-def _store() -> Conversations:
-    return _conversations(st.session_state.history_file)
 
 
 def _settings() -> Settings:
@@ -250,7 +241,7 @@ def _conversation_controls(box: Any, retriever: Any) -> None:
 
 
 def _clear_chat() -> None:
-    _store().clear(st.query_params["c"], st.session_state.messages)  # the same list as in the store
+    store().clear(st.query_params["c"], st.session_state.messages)  # the same list as in the store
     st.session_state.highlight = None
     st.session_state.focus = None
 
@@ -296,7 +287,7 @@ def _ask(question: str, settings: Settings, retriever: Any, model: Any, document
 
     # Computed on its own thread: a rerun (a click, a tab switch) stops this run but not the answer; the store
     # saves the exchange once the answer is finished.
-    msg = _store().ask(st.query_params["c"], messages, question, produce)
+    msg = store().ask(st.query_params["c"], messages, question, produce)
     with st.chat_message("user"):
         st.markdown(render.escape_markdown(question))
     with st.chat_message("assistant"):
@@ -377,66 +368,6 @@ def _cited_text_fn(retriever: Any) -> Callable[[Citation], str | None]:
         return cache[cite.document]
 
     return cited_text
-
-
-# ---------------------------------------------------------------- saved conversations
-
-
-def _saved_conversations(box: Any) -> None:
-    """The saved conversations, newest first: open one, rename or delete the open one, start a new one."""
-    store = _store()
-    if store.problem and st.session_state.get("history_warned") != store.problem:
-        st.warning(store.problem, icon=":material/history:")  # once per problem: the chat itself goes on
-        st.session_state.history_warned = store.problem
-    with box:
-        st.subheader("Conversations")
-        st.button("New conversation", icon=":material/add:", on_click=_open_conversation, args=(None,))
-        if store.history is None:
-            st.caption("Conversations are not being saved (see the message on the page).")
-            return
-        saved = store.saved()
-        if not saved:
-            st.caption("Answered conversations are listed here and kept across restarts.")
-            return
-        current = st.query_params.get("c")
-        with st.container(height=320 if len(saved) > 8 else "content", key="saved-conversations"):
-            for item in saved:
-                st.button(
-                    render.escape_markdown(item.title),
-                    key=f"conv-{item.id}",
-                    help=f"{item.messages // 2} question(s), last {time.strftime('%Y-%m-%d %H:%M', time.localtime(item.updated))}",
-                    type="secondary" if item.id == current else "tertiary",
-                    width="stretch",
-                    on_click=_open_conversation,
-                    args=(item.id,),
-                )
-        mine = next((item for item in saved if item.id == current), None)
-        if mine is not None:
-            st.text_input("Rename this conversation", value=mine.title, key=f"rename-{mine.id}", max_chars=200,
-                          on_change=_rename_conversation, args=(mine.id,))  # fmt: skip
-            st.button("Delete this conversation", key="delete-conversation", icon=":material/delete_forever:",
-                      on_click=_delete_conversation, args=(mine.id,))  # fmt: skip
-
-
-def _open_conversation(conversation_id: str | None) -> None:
-    """Show this conversation (a new one for None) and put its id in the URL."""
-    conversation_id, messages = _store().open(conversation_id)
-    st.query_params["c"] = conversation_id
-    st.session_state.messages = messages
-    st.session_state.highlight = None
-    st.session_state.focus = None
-    st.session_state.view = "Chat"
-
-
-def _rename_conversation(conversation_id: str) -> None:
-    title = st.session_state.get(f"rename-{conversation_id}") or ""
-    if title.strip():
-        _store().rename(conversation_id, title)
-
-
-def _delete_conversation(conversation_id: str) -> None:
-    _store().delete(conversation_id)
-    _open_conversation(None)
 
 
 main()
