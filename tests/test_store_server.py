@@ -40,6 +40,21 @@ def test_article_index_and_retrieval_in_server_mode(server_settings: Settings) -
     assert not (server_settings.index_dir / "chroma.sqlite3").exists()
 
 
+def test_documents_are_added_and_filtered_on_the_server(server_settings: Settings) -> None:
+    import rag
+    from tests import doc_samples as samples
+
+    build_index(settings=server_settings)
+    pdf = rag.add_document(samples.TWO_PAGE_PDF, settings=server_settings)
+    article = next(d for d in rag.list_documents(server_settings) if d.id != pdf.id)
+    question = "What did the report say about the meltwater channels?"
+    assert retrieve(question, 1, settings=server_settings)[0].page == 2
+    only_article = retrieve(question, 4, settings=server_settings, documents=[article.id])
+    assert only_article and all(p.document == article.id for p in only_article)
+    rag.remove_document(pdf.id, settings=server_settings)
+    assert [d.id for d in rag.list_documents(server_settings)] == [article.id]
+
+
 def test_open_retriever_follows_a_rebuild_on_the_server(server_settings: Settings, tmp_path: Path) -> None:
     doc = tmp_path / "doc.txt"
     doc.write_text("The lighthouse keeper counted ships every morning before breakfast.", encoding="utf-8")
