@@ -1,7 +1,7 @@
 """Answer questions about an article with cited passages.
 
 Public API (typed): `Settings`, `build_index`, `open_index`, `retrieve`, `query`, `query_stream`, the document
-library (`add_document`, `add_text`, `list_documents`, `remove_document`), the result
+library (`add_document`, `add_text`, `list_documents`, `remove_document`, `suggested_questions`), the result
 types and the `RagError` hierarchy. Heavy modules (models, Chroma) load lazily on first use.
 """
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         query_stream,
         remove_document,
         retrieve,
+        suggested_questions,
     )
     from rag.index.build import build_index
 
@@ -50,6 +51,7 @@ _LAZY = {
     "add_text": "rag.api",
     "list_documents": "rag.api",
     "remove_document": "rag.api",
+    "suggested_questions": "rag.api",
     "AnswerStream": "rag.answer.pipeline",
 }
 
@@ -83,6 +85,7 @@ __all__ = [
     "query_stream",
     "remove_document",
     "retrieve",
+    "suggested_questions",
 ]
 
 

@@ -2,17 +2,20 @@
 
 Scripts, the CLI and the chat app all come through here: `open_index` (opens the index, building the
 default article's on first use, with a progress callback), `retrieve`, `query`, `query_stream`, and the
-document library: `add_document`, `add_text`, `list_documents`, `remove_document`.
+document library: `add_document`, `add_text`, `list_documents`, `remove_document`, and each document's
+`suggested_questions`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rag.answer.pipeline import AnswerStream, PassageSource, answer_stream
+from rag.answer.suggest import make_suggestions
 from rag.config import Settings
 from rag.errors import IndexMissingError, InputError, ModelAuthError, ModelError
 from rag.index import library
@@ -162,3 +165,47 @@ def load_chat_model(settings: Settings) -> ChatModel | None:
         if settings.fallback_extractive:
             return None
         raise
+
+
+_making = threading.Lock()  # one document's suggestions at a time per process: they share the model
+
+
+def suggested_questions(
+    doc_id: str | None = None, *, settings: Settings | None = None, make: bool = True, model: ChatModel | None = None
+) -> list[str]:
+    """Questions about a document (None: every document, in library order) that were each answered with valid
+    citations. Made once per build and stored with it: the first call makes the missing ones with the chat
+    model (minutes on a CPU), later calls only read them; `make=False` never makes any. The extractive provider
+    (no chat model) has none."""
+    settings = settings or Settings.from_env()
+    retriever = open_index(settings)
+    ids = [d.id for d in retriever.documents()] if doc_id is None else list(_known([doc_id], retriever) or ())
+    if settings.resolved_provider == "extractive":
+        return []
+    return [q for one in ids for q in _suggestions(one, retriever, settings, make, model)]
+
+
+def _suggestions(
+    doc_id: str, retriever: Retriever, settings: Settings, make: bool, model: ChatModel | None
+) -> list[str]:
+    build = retriever.stats.collection
+    stored = library.stored_suggestions(settings, build, doc_id)
+    if stored is not None or not make:
+        return stored or []
+    with _making:
+        stored = library.stored_suggestions(settings, build, doc_id)  # made by another thread meanwhile?
+        if stored is not None:
+            return stored
+        model = model or load_chat_model(settings)
+        if model is None:  # the model failed and answers fall back to quoting: nothing to make, nothing stored
+            return []
+        doc = next(d for d in retriever.documents() if d.id == doc_id)
+        passages, vectors = retriever.document_passages(doc_id)
+        text = retriever.document_text(doc_id)
+
+        def ask(question: str) -> Answer:
+            return query(question, settings=settings, model=model, documents=[doc_id])
+
+        questions = make_suggestions(doc_id, doc.title, text, passages, vectors, model=model, ask=ask)
+        library.store_suggestions(settings, build, doc_id, questions, f"{model.provider}/{model.model}")
+    return questions

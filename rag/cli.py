@@ -1,4 +1,4 @@
-"""Command line: `rag {model,index,add,docs,remove,search,ask,eval,bench}` (also `python -m rag ...`).
+"""Command line: `rag {model,index,add,docs,remove,search,ask,suggest,eval,bench}` (also `python -m rag ...`).
 
 Each subcommand is a short function calling the public API; eval and bench own their arguments
 (`add_arguments(parser)` / `run(args, settings) -> int`) in `rag.evaluation`, imported only when asked for.
@@ -114,6 +114,29 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_suggest(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from rag.api import list_documents, suggested_questions
+
+    if args.provider:
+        settings = dataclasses.replace(settings, provider=args.provider)
+    if settings.resolved_provider == "extractive":
+        print("no suggested questions: the extractive provider has no language model to write them", file=sys.stderr)
+        return 0
+    docs = [d for d in list_documents(settings) if args.doc is None or d.id == args.doc]
+    if not docs:
+        suggested_questions(args.doc, settings=settings, make=False)  # raises the unknown-document error
+    for d in docs:
+        started = time.perf_counter()
+        questions = suggested_questions(d.id, settings=settings)
+        print(f"{d.id}  {d.title}")
+        for q in questions or ["(none passed the checks)"]:
+            print(f"    {q}")
+        print(f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return 0
+
+
 def _print_answer(answer: Answer, shown: str) -> None:
     """The checked text when it differs from what streamed, then the citations; timing on stderr."""
     if answer.text != shown:
@@ -163,6 +186,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", choices=list(PROVIDERS))
     p.add_argument("--doc", action="append", metavar="ID", help="ask only these documents (repeatable)")
     p.set_defaults(func=_cmd_ask)
+
+    p = sub.add_parser("suggest", help="suggested questions per document (made once per build, then stored)")
+    p.add_argument("--doc", metavar="ID", help="only this document")
+    p.add_argument("--provider", choices=list(PROVIDERS))
+    p.set_defaults(func=_cmd_suggest)
 
     for name, (module_name, help_) in MEASURING.items():
         p = sub.add_parser(name, help=help_)

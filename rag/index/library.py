@@ -7,6 +7,7 @@ passages and vectors are copied from the current build, so only the new document
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,36 @@ def _change(
     if subject.id in reuse:  # removed (or kept): its passages were counted in the previous build
         return subject.record(len(reuse[subject.id]))
     return subject.record(pointer.passages - sum(len(reuse[d.id]) for d in new_docs if d.id in reuse))
+
+
+# --- suggested questions, stored with the build -----------------------------------------------------
+
+SUGGESTIONS = "suggestions"  # the `-src` metadata field: a JSON list of questions ("[]": made, none passed)
+
+
+def stored_suggestions(settings: Settings, build: str, doc_id: str) -> list[str] | None:
+    """The suggested questions stored for a document in build `build`; None when none were made for it yet
+    (or that build is gone: a new build starts without suggestions)."""
+    try:
+        with store.store_errors(settings):
+            found = store.source_metadata(store.get_client(settings), build, doc_id)
+    except (IndexCorruptError, StoreUnavailableError):
+        return None
+    if found is None or SUGGESTIONS not in found[1]:
+        return None
+    try:
+        questions = json.loads(found[1][SUGGESTIONS])
+    except (TypeError, ValueError):
+        return None
+    return [q for q in questions if isinstance(q, str)] if isinstance(questions, list) else None
+
+
+def store_suggestions(settings: Settings, build: str, doc_id: str, questions: list[str], made_by: str) -> bool:
+    """Store a document's suggested questions in build `build` (the one they were checked against); False when
+    that build was replaced meanwhile (its successor starts without them)."""
+    fields = {SUGGESTIONS: json.dumps(questions, ensure_ascii=False), "suggested_by": made_by}
+    try:
+        with store.store_errors(settings):
+            return store.update_source_metadata(store.get_client(settings), build, doc_id, fields)
+    except (IndexCorruptError, StoreUnavailableError):
+        return False

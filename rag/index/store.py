@@ -238,6 +238,23 @@ def add_sources(collection: Any, texts: Sequence[str], metas: Sequence[dict[str,
     )
 
 
+def source_metadata(client: Any, name: str, doc_id: str) -> tuple[str, dict[str, Any]] | None:
+    """(record id, metadata) of one document in build `name`'s `-src` collection; None when it isn't there."""
+    got = client.get_collection(f"{name}-src", embedding_function=None).get(where={"id": doc_id}, include=["metadatas"])
+    return (got["ids"][0], dict(got["metadatas"][0])) if got["ids"] else None
+
+
+def update_source_metadata(client: Any, name: str, doc_id: str, fields: dict[str, Any]) -> bool:
+    """Add or replace `fields` (str/int values) in one document's metadata in build `name`; False when the
+    document isn't in that build. The other fields are kept (written back whole, whatever Chroma merges)."""
+    found = source_metadata(client, name, doc_id)
+    if found is None:
+        return False
+    record, meta = found
+    client.get_collection(f"{name}-src", embedding_function=None).update(ids=[record], metadatas=[{**meta, **fields}])
+    return True
+
+
 _PAGE = 10_000  # SQLite allows 32,766 variables per statement: one get() of >32k records fails
 
 

@@ -161,6 +161,15 @@ class Retriever:
         """Where each page starts in `document_text` (empty for formats without pages)."""
         return self._doc(doc_id).doc.pages
 
+    def document_passages(self, doc_id: str) -> tuple[list[Passage], np.ndarray]:
+        """One document's passages in document order and their stored embeddings (one row each)."""
+        self._doc(doc_id)
+        build = self._current()
+        chosen = [i for i, p in enumerate(build.passages) if p.document == doc_id]
+        with store.store_errors(self._settings):
+            found = store.vectors(build.collection, [build.ids[i] for i in chosen])
+        return [build.passages[i] for i in chosen], np.array([found[build.ids[i]] for i in chosen], dtype=np.float32)
+
     def retrieve(self, question: str, k: int = 5, documents: Sequence[str] | None = None) -> list[Passage]:
         return [hit.passage for hit in self.retrieve_detailed(question, k, documents)]
 
