@@ -18,17 +18,12 @@ from rag import Answer, Citation, RagError, Settings, Turn
 from rag.models.chat import get_chat_model
 from ui import documents as labels
 from ui import panel, render
+from ui import suggestions as suggested
 from ui.article import show_article, show_in_article
 from ui.conversations import show_saved, store
 from ui.history import history_path
 from ui.session import UNEXPECTED
 
-STARTERS = (
-    "Why didn't Turkey align with the West?",
-    "What did Erdogan and Putin agree on in Sochi?",
-    "What trade volume target did the two presidents set?",
-    "Where do Turkey and Russia compete?",
-)
 HISTORY_TURNS = 10  # follow-ups need the recent conversation, not all of it
 CSS = """<style>
 .rag-answer, .rag-quote, .rag-article { white-space: pre-wrap; overflow-wrap: anywhere; }
@@ -71,7 +66,7 @@ def main() -> None:
         if question:
             _ask(question, settings, retriever, model, documents)
         elif not st.session_state.messages:
-            _starters()
+            _starters(settings, retriever, model, documents)
     _conversation_controls(side["conversation"], retriever)
     show_saved(side["conversation"])
 
@@ -249,10 +244,27 @@ def _clear_chat() -> None:
 # ---------------------------------------------------------------- chat
 
 
-def _starters() -> None:
-    st.markdown("Ask anything about the article, or start with one of these:")
-    for i, text in enumerate(STARTERS):
+def _starters(settings: Settings, retriever: Any, model: Any, documents: list[str] | None) -> None:
+    """The empty chat: suggested questions about the documents asked about (stored with the index, each one
+    answered with citations when it was made); made in the background the first time, shown when ready."""
+    ids = documents if documents is not None else st.session_state.get("known_documents", [])
+    questions, pending = suggested.suggestions(settings, retriever, model, ids) if retriever is not None else ([], [])
+    if not questions:
+        st.markdown("Ask anything about your documents.")
+    else:
+        st.markdown("Ask anything about your documents, or start with one of these:")
+    for i, text in enumerate(questions):
         st.button(text, key=f"starter-{i}", on_click=_set_pending, args=(text,))
+    if pending:
+        st.caption("Finding questions these documents answer…")
+        _when_made(pending)
+
+
+@st.fragment(run_every=3)
+def _when_made(pending: list[Any]) -> None:
+    """Polls the background makers; once they are done, the whole page reruns to show the new buttons."""
+    if not suggested.MAKERS.busy(pending):
+        st.rerun()
 
 
 def _set_pending(text: str) -> None:

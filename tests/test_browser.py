@@ -123,9 +123,11 @@ def _open(browser: Browser, server: Server) -> tuple[Page, float]:
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(server.url)
     page.wait_for_selector(INPUT, timeout=180_000)
-    # Usable = the starter questions are shown, which happens once the index and the model are loaded.
-    # On the page, not in the sidebar, where a saved conversation may carry the same words as its title.
-    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name=QUESTION).wait_for(timeout=300_000)
+    # Usable = the empty chat's invitation is shown, which happens once the index and the model are loaded
+    # (suggested questions may come later: they are made in the background the first time).
+    page.get_by_test_id("stMainBlockContainer").get_by_text("Ask anything about your documents").wait_for(
+        timeout=300_000
+    )
     return page, time.monotonic() - server.started
 
 

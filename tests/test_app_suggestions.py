@@ -1,0 +1,122 @@
+"""Suggested questions in the chat (AppTest, the real app script and index): the ones stored with the build are
+buttons on the empty chat and clicking one asks it; a document without any gets them made in the background and
+the buttons appear once they are stored. The model is a scripted OpenAI-compatible server, never a real one."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import rag
+from rag import Settings
+from rag.index import library
+from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
+from ui import suggestions as ui_suggestions
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+SOCHI = "What did Erdogan and Putin agree on in Sochi?"
+COMPETE = "Where do Turkey and Russia compete?"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openai_server: OpenAIServer) -> Settings:
+    for name in list(os.environ):
+        if name.startswith(("RAG_", "OPENAI_", "CHROMA_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("RAG_PROVIDER", "openai")
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url)
+    monkeypatch.setenv("OPENAI_MODEL", "test-model")
+    settings = Settings.from_env()
+    rag.open_index(settings)  # builds the article's index
+    return settings
+
+
+@pytest.fixture
+def makers(monkeypatch: pytest.MonkeyPatch) -> Iterator[ui_suggestions.Makers]:
+    """A fresh process-wide maker registry per test (the app script reads ui.suggestions.MAKERS)."""
+    fresh = ui_suggestions.Makers(make=lambda doc, settings, model: pytest.fail("no suggestions should be made"))
+    monkeypatch.setattr(ui_suggestions, "MAKERS", fresh)
+    yield fresh
+
+
+def _store(settings: Settings, questions: list[str]) -> str:
+    retriever = rag.open_index(settings)
+    doc = retriever.documents()[0].id
+    assert library.store_suggestions(settings, retriever.stats.collection, doc, questions, "test")
+    return doc
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _starters(at: AppTest) -> list[str]:
+    return [b.label for b in at.button if b.key and b.key.startswith("starter-")]
+
+
+def test_stored_suggestions_are_buttons_and_clicking_one_asks_it(
+    env: Settings, makers: ui_suggestions.Makers, openai_server: OpenAIServer
+) -> None:
+    _store(env, [SOCHI, COMPETE])
+    at = _app()
+    assert _starters(at) == [SOCHI, COMPETE]
+    assert not any("Finding questions" in c.value for c in at.caption)  # nothing is being made
+    openai_server.enqueue(Reply(chunks=["Erdogan and Putin agreed in Sochi ", "to strengthen the partnership [1]."]))
+    at.button(key="starter-0").click().run()
+    assert not at.exception, at.exception
+    messages = at.session_state["messages"]
+    assert messages[0]["content"] == SOCHI
+    answer = messages[1]["answer"]
+    assert not answer.refused and answer.citations and "partnership" in answer.text
+    assert any(r.body.get("messages", [{}])[-1].get("content", "").endswith(SOCHI) for r in openai_server.requests)
+    assert _starters(at) == []  # the chat is no longer empty
+
+
+def test_missing_suggestions_are_made_in_the_background_then_shown(
+    env: Settings, makers: ui_suggestions.Makers
+) -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def make(doc: str, settings: Settings, model: object) -> list[str]:
+        calls.append(doc)
+        release.wait(60)
+        _store(settings, [COMPETE])
+        return [COMPETE]
+
+    makers._make = make
+    at = _app()
+    assert _starters(at) == [] and any("Finding questions" in c.value for c in at.caption)
+    at.run()  # a rerun while it is being made starts no second maker
+    release.set()
+    deadline = time.monotonic() + 30
+    while _busy(makers) or not calls:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at.run()
+    assert _starters(at) == [COMPETE] and calls == [rag.list_documents(env)[0].id]
+    at.run()
+    assert calls == [rag.list_documents(env)[0].id]  # made once: later runs only read the stored ones
+
+
+def _busy(makers: ui_suggestions.Makers) -> bool:
+    return bool(makers._running)  # any maker still running
+
+
+def test_extractive_provider_shows_no_suggestions(
+    env: Settings, makers: ui_suggestions.Makers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _store(env, [SOCHI])
+    monkeypatch.setenv("RAG_PROVIDER", "extractive")
+    at = _app()
+    assert _starters(at) == [] and "Ask anything about your documents." in [m.value for m in at.markdown]

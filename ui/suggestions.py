@@ -1,0 +1,92 @@
+"""Suggested questions on the empty chat: the ones stored with the build, and, for a document that has none yet,
+a background thread that makes them (`rag.suggested_questions`: minutes with a local model), so opening the chat
+never waits. Each document of a build is made once per process, whatever the sessions and reruns do; the result
+is stored with the build, so a restart only reads it. No Streamlit here: the app shows the buttons and reruns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import rag
+from rag import RagError, Settings
+
+log = logging.getLogger(__name__)
+SHOWN = 4  # buttons on the empty chat
+
+Key = tuple[str, str, str]  # (store, build, document id)
+
+
+class Makers:
+    """The background threads making suggestions, one per document of a build; thread-safe, process-wide."""
+
+    def __init__(self, make: Callable[[str, Settings, Any], list[str]] | None = None) -> None:
+        self._make = make or (lambda doc, settings, model: rag.suggested_questions(doc, settings=settings, model=model))
+        self._lock = threading.Lock()
+        self._running: dict[Key, threading.Thread] = {}
+        self._finished: set[Key] = set()
+
+    def ensure(self, key: Key, settings: Settings, model: Any) -> bool:
+        """Start making the document's suggestions unless that was done already; True while they are being made."""
+        with self._lock:
+            if key in self._finished:
+                return False
+            if key not in self._running:
+                thread = threading.Thread(
+                    target=self._run, args=(key, settings, model), name="rag-suggest", daemon=True
+                )
+                self._running[key] = thread
+                thread.start()
+            return True
+
+    def _run(self, key: Key, settings: Settings, model: Any) -> None:
+        try:
+            self._make(key[2], settings, model)
+        except RagError as err:  # e.g. the document was removed meanwhile, or the model failed
+            log.warning("suggested questions for %s: %s", key[2], err)
+        except Exception:
+            log.exception("making suggested questions failed")
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+                self._finished.add(key)  # made or failed: not tried again by this process for this build
+
+    def busy(self, keys: Sequence[Key]) -> bool:
+        with self._lock:
+            return any(key in self._running for key in keys)
+
+
+MAKERS = Makers()
+
+
+def suggestions(
+    settings: Settings, retriever: Any, model: Any, documents: Sequence[str], makers: Makers | None = None
+) -> tuple[list[str], list[Key]]:
+    """Up to SHOWN stored questions about `documents` (the newest document's first, then taking turns), and the
+    keys of the documents whose questions are still being made (started here when none are stored yet)."""
+    if model is None:  # the extractive provider (or a model that failed to load) offers none
+        return [], []
+    makers = makers or MAKERS
+    build = retriever.stats.collection
+    per_doc: list[list[str]] = []
+    pending: list[Key] = []
+    for doc in reversed(documents):
+        try:
+            stored = rag.suggested_questions(doc, settings=settings, make=False)
+        except RagError:  # removed since the page was drawn
+            continue
+        key = (str(settings.store), build, doc)
+        if not stored and makers.ensure(key, settings, model):
+            pending.append(key)
+        per_doc.append(stored)
+    return _taking_turns(per_doc, SHOWN), pending
+
+
+def _taking_turns(lists: Sequence[Sequence[str]], limit: int) -> list[str]:
+    out: list[str] = []
+    for round_ in range(max((len(x) for x in lists), default=0)):
+        out += [x[round_] for x in lists if round_ < len(x) and x[round_] not in out]
+    return out[:limit]
