@@ -98,6 +98,13 @@ def test_nothing_passes_nothing_is_offered_but_it_is_stored(settings: Settings) 
     assert rag.suggested_questions(doc.id, settings=settings, model=MockModel()) == []  # stored as made: not retried
 
 
+def test_a_failing_model_stores_nothing(settings: Settings) -> None:
+    doc = _doc(settings)
+    with pytest.raises(rag.ModelError):
+        rag.suggested_questions(doc.id, settings=settings, model=MockModel().enqueue(rag.ModelError("server down")))
+    assert library.stored_suggestions(settings, rag.open_index(settings).stats.collection, doc.id) is None
+
+
 def test_extractive_provider_has_no_suggestions(settings: Settings) -> None:
     extractive = dataclasses.replace(settings, provider="extractive")
     assert rag.suggested_questions(settings=extractive) == []

@@ -16,7 +16,7 @@ import numpy as np
 
 from rag.answer.prompts import render
 from rag.answer.terms import content_stems, words
-from rag.errors import InputError, ModelAuthError, ModelError
+from rag.errors import InputError
 from rag.models.chat import ChatModel, Message
 from rag.text import near_duplicate
 from rag.types import Answer, Passage
@@ -77,14 +77,9 @@ def clean_question(reply: str) -> str | None:
 
 
 def candidate(model: ChatModel, title: str, passage: Passage) -> str | None:
-    """One question the model writes about `passage`, or None (no usable reply, or the model failed)."""
-    try:
-        reply = "".join(model.stream(question_messages(title, passage.text)))
-    except ModelAuthError:
-        raise
-    except ModelError:
-        return None
-    return clean_question(reply)
+    """One question the model writes about `passage`, or None when its reply isn't a usable question. A failing
+    model raises ModelError: nothing is stored then, so the suggestions are made again once it works."""
+    return clean_question("".join(model.stream(question_messages(title, passage.text))))
 
 
 def answered_in(answer: Answer, doc_id: str, text: str) -> bool:
