@@ -245,12 +245,19 @@ def article_sets(split: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def run_split(
-    settings: Settings, split: str, squad_per_kind: int, where: Path, limit: int | None = None
+    settings: Settings,
+    split: str,
+    squad_per_kind: int,
+    where: Path,
+    limit: int | None = None,
+    only: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[Any]]:
     result: dict[str, Any] = {}
     details: list[Any] = []
     indexed = _index(settings, [settings.corpus_path], where / "index-article")
     for name, all_rows in article_sets(split).items():
+        if only and name not in only:
+            continue
         rows = all_rows[:limit]
         summary, records = evaluate_article(indexed, rows)
         for row, record in zip(rows, records, strict=True):
@@ -272,6 +279,7 @@ def run_answer_eval(
     splits: Sequence[str] = ("tuning", "heldout"),
     squad_per_kind: int = 100,
     limit: int | None = None,
+    only: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Answer metrics for `provider` per split (tuning: dev questions + SQuAD Normans; held-out: the shared
     article questions with their rewordings + SQuAD Computational_complexity_theory); details next to json_path."""
@@ -281,7 +289,7 @@ def run_answer_eval(
     with tempfile.TemporaryDirectory(prefix="rag-answer-eval-") as tmp:
         for split in splits:
             (Path(tmp) / split).mkdir()
-            result[split], details[split] = run_split(settings, split, squad_per_kind, Path(tmp) / split, limit)
+            result[split], details[split] = run_split(settings, split, squad_per_kind, Path(tmp) / split, limit, only)
     print_table(result)
     if json_path is not None:
         path = Path(json_path).with_name(Path(json_path).stem + f"-answers-{provider}.json")
@@ -306,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--splits", default="tuning,heldout", help="comma-separated: tuning, heldout")
     parser.add_argument("--squad-per-kind", type=int, default=100, help="answerable and unanswerable SQuAD questions")
     parser.add_argument("--limit", type=int, help="at most this many questions per article set")
+    parser.add_argument(
+        "--sets", default="", help="only these article sets (comma-separated: dev, article+para, devpara)"
+    )
     parser.add_argument("--json", type=Path, default=PROJECT_DIR / "eval-results" / "eval.json")
     args = parser.parse_args(argv)
     run_answer_eval(
