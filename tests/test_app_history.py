@@ -4,7 +4,6 @@ clearing Streamlit's resource cache, so nothing but the file carries the convers
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from rag import Settings
+from tests.conftest import app_environment
 from ui import render
 from ui.history import History, history_path
 
@@ -27,12 +27,7 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def env(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        if name.startswith(("RAG_", "OPENAI_", "CHROMA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("RAG_PROVIDER", "extractive")
-    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
-    return Settings.from_env()
+    return app_environment(monkeypatch, index_dir)
 
 
 def _restart(conversation: str | None = None) -> AppTest:

@@ -3,9 +3,7 @@ a real file input, a web page from a real http.server on 127.0.0.1. Screenshots 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -23,20 +21,9 @@ PDF_TITLE = "Glacier survey report"
 NEWS_TITLE = "Harbour city opens tidal energy plant"
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def site() -> Iterator[str]:
-    handler = lambda *a, **kw: _Quiet(*a, directory=str(samples.DOCS), **kw)  # noqa: E731
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def site(docs_site: str) -> str:
+    return docs_site
 
 
 @pytest.fixture(scope="module")

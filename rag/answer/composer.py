@@ -76,11 +76,9 @@ class Composer:
 
     def refuse_before(self) -> bool:
         """Refuse without generating? (rag.answer.answerability: names absent, the model's judgement, or words)."""
-        shown = self.passages[:PROMPT_PASSAGES]
-        messages = answer_messages(self.question, shown) if self.model is not None and shown else []
         started = time.perf_counter()
         self.decision = decide(self.question, [p.text for p in self.passages], self.sources,
-                               self.checker.allowed_names, self.model, messages)  # fmt: skip
+                               self.checker.allowed_names, self.model)  # fmt: skip
         self.judge_seconds = time.perf_counter() - started
         return self.decision.refuse
 
