@@ -29,6 +29,7 @@ DATA_DIR = PROJECT_DIR if IN_CHECKOUT else Path(platformdirs.user_data_dir("arti
 PROMPT_DIR = BUNDLED_DIR / "prompts"
 PROVIDERS = ("auto", "local", "openai", "extractive")
 EMBED_PROVIDERS = ("local", "openai")
+ANSWERABILITY = ("words", "judge")
 
 # Conventional variable names that users already have set; RAG_<FIELD> still wins over them.
 _ALIASES = {
@@ -116,6 +117,9 @@ class Settings:
     request_timeout: float = 60.0
     max_retries: int = 2
     fallback_extractive: bool = True
+    # Refusing before generating: "words" (question words found in the documents) or "judge" (the model's own
+    # P(yes) with a threshold fitted on the tuning split; held-out figures in rag/answer/thresholds.json).
+    answerability: str = "words"
     # Retrieval and input limits
     top_k: int = 4
     max_question_chars: int = 2000
@@ -199,6 +203,8 @@ def _convert(name: str, type_: Any, raw: str) -> Any:
 def _validate(s: Settings) -> None:
     if s.provider not in PROVIDERS:
         raise ConfigError(f"Unknown provider {s.provider!r}: choose one of {', '.join(PROVIDERS)} (RAG_PROVIDER).")
+    if s.answerability not in ANSWERABILITY:
+        raise ConfigError(f"Unknown answerability check {s.answerability!r}: choose judge or words (RAG_ANSWERABILITY).")
     if s.embed_provider not in EMBED_PROVIDERS:
         raise ConfigError(
             f"Unknown embedding provider {s.embed_provider!r}: choose local or openai (RAG_EMBED_PROVIDER)."

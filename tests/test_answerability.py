@@ -32,7 +32,7 @@ def _tops(p_yes: float, p_no: float) -> list[tuple[str, float]]:
 def settings(article_settings: Settings, openai_server: OpenAIServer) -> Settings:
     return dataclasses.replace(
         article_settings, provider="openai", openai_api_key=KEY, openai_base_url=openai_server.url,
-        openai_model="test-model", request_timeout=5.0, max_retries=0,
+        openai_model="test-model", request_timeout=5.0, max_retries=0, answerability="judge",
     )  # fmt: skip
 
 
@@ -103,3 +103,12 @@ def test_the_threshold_was_fitted_on_the_tuning_split_only() -> None:
     for held_out in ("article_questions", "paraphrases", "Computational_complexity"):
         assert held_out not in fitted_on.split("never")[0]
     assert 0.0 < answerability.threshold() < 1.0 and data["prompt"] == "answerable_user"
+
+
+def test_the_default_word_check_asks_no_judgement(settings: Settings, openai_server: OpenAIServer) -> None:
+    words = dataclasses.replace(settings, answerability="words")
+    openai_server.enqueue_judgement(Reply(chunks=["No"], top_logprobs=_tops(0.01, 0.99)))  # would refuse if asked
+    openai_server.enqueue(Reply(chunks=[ANSWER]))
+    assert not rag.query(SOCHI, settings=words).refused
+    assert openai_server.judgement_requests == []
+

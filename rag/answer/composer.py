@@ -77,8 +77,9 @@ class Composer:
     def refuse_before(self) -> bool:
         """Refuse without generating? (rag.answer.answerability: names absent, the model's judgement, or words)."""
         started = time.perf_counter()
+        judge = self.model if self.settings.answerability == "judge" else None
         self.decision = decide(self.question, [p.text for p in self.passages], self.sources,
-                               self.checker.allowed_names, self.model)  # fmt: skip
+                               self.checker.allowed_names, judge)  # fmt: skip
         self.judge_seconds = time.perf_counter() - started
         return self.decision.refuse
 
