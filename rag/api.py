@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rag.answer.pipeline import AnswerStream, PassageSource, answer_stream
 from rag.config import Settings
@@ -107,6 +108,9 @@ class _Only:
 
     def retrieve(self, question: str, k: int = 5) -> list[Passage]:
         return self.retriever.retrieve(question, k, self.documents)
+
+    def passage_vectors(self, passages: Sequence[Passage]) -> list[Any]:
+        return self.retriever.passage_vectors(passages)
 
     def source_text(self, source: str) -> str:
         return self.retriever.source_text(source)

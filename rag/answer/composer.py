@@ -7,7 +7,6 @@ main names) so each step stays a short method. Answers leave here with final num
 from __future__ import annotations
 
 import functools
-import re
 import threading
 import time
 from collections.abc import Generator, Sequence
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
+from rag.answer.evidence import FACTUAL, Budget, budget, select_reasons
 from rag.answer.extractive import Similarity, Unit, repeats, select
 from rag.answer.gate import fits_question, refusal_before
 from rag.answer.prompts import render
@@ -27,11 +27,7 @@ from rag.text import sentence_spans
 from rag.types import Answer, Passage, Timings
 
 REFUSAL = "The article doesn't cover this: the retrieved passages don't answer the question."
-PROMPT_PASSAGES = 3
-MAX_SENTENCES = 3
-MAX_DROPPED = 4
-_OPEN_QUESTION = re.compile(r"^\s*(why|how(?!\s+(much|many|long|old|far|big|large)\b)|in what way|explain)\b", re.I)
-PROMPT_CHARS = 1050  # ~260 tokens of passages: the local model reads ~65 tokens/s
+# How many passages the model sees and how long the prompt and the answer may be: by kind, evidence.Budget.
 
 
 def refusal_text() -> str:
@@ -61,9 +57,11 @@ class Composer:
         self._started = 0.0
         self._retrieved = 0.0
         self._first: float | None = None
+        self.budget: Budget = FACTUAL
 
-    def start(self, standalone: str, passages: list[Passage], started: float) -> None:
+    def start(self, standalone: str, passages: list[Passage], started: float, kind: str = "factual") -> None:
         self.question, self.passages, self._started = standalone, passages, started
+        self.budget = budget(kind)  # open questions: more, diverse passages and a longer answer
         self._retrieved = time.perf_counter() - started
         seen = dict.fromkeys(p.source for p in passages)
         self.sources = [self.retriever.source_text(s) for s in seen]
@@ -82,7 +80,10 @@ class Composer:
     def select_units(self, among: Sequence[Passage] | None = None) -> list[tuple[Passage, Unit]]:
         """Sentences to quote, from `among` (default: every retrieved passage), with their passages."""
         pool = list(among) if among is not None else self.passages
-        units = select(self.question, pool, similarity=self._similarity())
+        if self.budget is FACTUAL:
+            units = select(self.question, pool, similarity=self._similarity())
+        else:  # one quoted sentence per distinct reason
+            units = select_reasons(self.question, pool, similarity=self._similarity())
         if not units or not fits_question(self.question, " ".join(u.text for u in units)):
             return []
         return [(pool[u.passage_index], u) for u in units]
@@ -102,16 +103,16 @@ class Composer:
 
     def generate(self) -> Generator[str, None, Answer]:
         assert self.model is not None  # noqa: S101 - only called with a model
-        shown = self.passages[:PROMPT_PASSAGES]
+        shown = self.passages[: self.budget.prompt_passages]
         draft, numbering = _Draft(), Numbering()
-        sentences = self._sentences(self.model, answer_messages(self.question, shown))
+        sentences = self._sentences(self.model, answer_messages(self.question, shown, self.budget))
         try:
             for sentence in sentences:
                 checked = self._take(sentence, shown, draft)
                 if checked is not None:
                     yield (" " if len(draft.kept) > 1 else "") + render_sentence(checked.claim, checked.passages, numbering)
-                if len(draft.kept) >= MAX_SENTENCES or draft.dropped >= MAX_DROPPED:
-                    break  # the rest would only cost time on a CPU: the prompt asks for at most three
+                if len(draft.kept) >= self.budget.sentences or draft.dropped >= self.budget.dropped:
+                    break  # the rest would only cost time on a CPU: the prompt asks for no more
         except ModelAuthError:
             raise
         except ModelError:
@@ -160,7 +161,7 @@ class Composer:
         """For an open question ("why ...") answered from one passage, one more verbatim sentence from another
         retrieved passage, when it answers the question about as well as the best one."""
         cited = {p for c in kept for p in c.passages}
-        if len(cited) >= 2 or not _OPEN_QUESTION.search(self.question):
+        if len(cited) >= 2 or self.budget is FACTUAL:
             return []
         for unit in select(self.question, self.passages, similarity=self._similarity()):
             passage = self.passages[unit.passage_index]
@@ -212,17 +213,17 @@ class Composer:
         )
 
 
-def answer_messages(question: str, passages: Sequence[Passage]) -> list[Message]:
+def answer_messages(question: str, passages: Sequence[Passage], kind: Budget = FACTUAL) -> list[Message]:
     """System: the constant rules (cached by llama.cpp). User: the numbered passages, then the question.
 
     Each passage is cut to its sentences that share most words with the question, so the uncached part of
     the prompt stays near 250 tokens (first token in ~4 s on 2 cores); citations still name whole passages.
     """
-    per_passage = PROMPT_CHARS // max(1, len(passages))
+    per_passage = kind.prompt_chars // max(1, len(passages))
     blocks = [f"[{i}] {excerpt(question, p.text, per_passage)}" for i, p in enumerate(passages, 1)]
     return [
         {"role": "system", "content": render("answer_system")},
-        {"role": "user", "content": render("answer_user", passages="\n\n".join(blocks), question=question)},
+        {"role": "user", "content": render(kind.prompt, passages="\n\n".join(blocks), question=question)},
     ]
 
 
