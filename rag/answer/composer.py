@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
-from rag.answer.evidence import FACTUAL, Budget, budget, select_reasons
+from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, clip, select_reasons
 from rag.answer.extractive import Similarity, Unit, repeats, select
 from rag.answer.gate import fits_question, refusal_before
 from rag.answer.prompts import render
@@ -58,10 +58,12 @@ class Composer:
         self._retrieved = 0.0
         self._first: float | None = None
         self.budget: Budget = FACTUAL
+        self.on_topic: OnTopic | None = None  # open questions: drops true sentences that don't answer
 
     def start(self, standalone: str, passages: list[Passage], started: float, kind: str = "factual") -> None:
         self.question, self.passages, self._started = standalone, passages, started
         self.budget = budget(kind)  # open questions: more, diverse passages and a longer answer
+        self.on_topic = None if self.budget is FACTUAL else OnTopic(standalone, self.settings)
         self._retrieved = time.perf_counter() - started
         seen = dict.fromkeys(p.source for p in passages)
         self.sources = [self.retriever.source_text(s) for s in seen]
@@ -139,7 +141,9 @@ class Composer:
             draft.pointed += [shown[n - 1] for n in marker_numbers(sentence) if 1 <= n <= len(shown)]
             return None
         checked = check_sentence(sentence, shown, self.checker)
-        if checked is None or _repeats(checked, draft.kept) or not self._relevant(checked):
+        if checked is None or _repeats(checked, draft.kept) or not self._relevant(checked) or (
+            self.on_topic is not None and not self.on_topic(checked.claim)
+        ):
             draft.invented = draft.invented or bool(self.checker.foreign_names(sentence, [p.text for p in shown]))
             draft.dropped += 1
             return None
@@ -221,6 +225,8 @@ def answer_messages(question: str, passages: Sequence[Passage], kind: Budget = F
     """
     per_passage = kind.prompt_chars // max(1, len(passages))
     blocks = [f"[{i}] {excerpt(question, p.text, per_passage)}" for i, p in enumerate(passages, 1)]
+    if kind is not FACTUAL:  # many passages: each one's excerpt is held to its share
+        blocks = [clip(b, per_passage + 5) for b in blocks]
     return [
         {"role": "system", "content": render("answer_system")},
         {"role": "user", "content": render(kind.prompt, passages="\n\n".join(blocks), question=question)},

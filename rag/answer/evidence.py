@@ -44,7 +44,9 @@ class Budget:
 
 FACTUAL = Budget("factual", passages=0, prompt_passages=3, prompt_chars=1050, sentences=3, dropped=4,
                  prompt="answer_user")  # fmt: skip
-OPEN = Budget("open", passages=6, prompt_passages=6, prompt_chars=1250, sentences=6, dropped=5,
+# The open prompt holds about as many characters as a factual one, over more passages, so reading it costs
+# about the same: the passages are cut to their sentence most related to the question, and clipped.
+OPEN = Budget("open", passages=6, prompt_passages=5, prompt_chars=900, sentences=6, dropped=5,
               prompt="answer_user_open")  # fmt: skip
 
 
@@ -86,6 +88,14 @@ def mmr(relevance: Sequence[float], vectors: np.ndarray, n: int, lam: float = MM
         score[chosen] = -np.inf
         chosen.append(int(np.argmax(score)))
     return chosen
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut at a word boundary to at most `limit` characters ("..." marks the cut)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(0, limit - 4)].rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:") + " ..."
 
 
 def passage_vectors(retriever: Any, passages: Sequence[Passage], settings: Any = None) -> np.ndarray | None:
@@ -156,3 +166,43 @@ def select_reasons(
             continue
         chosen.append(unit)
     return chosen
+
+
+class OnTopic:
+    """For open questions: is a checked sentence still an answer, or only a true restatement of a passage?
+
+    A sentence whose e5 cosine with the question falls more than `margin` below the best sentence kept so far
+    is dropped ("In the same year, Ankara entered the Astana platform" after the reasons for "Why didn't Turkey
+    align with the West?"). The first sentence is always judged by the other checks alone. Without the local
+    embedding model everything passes."""
+
+    MARGIN = 0.05
+
+    def __init__(self, question: str, settings: Any = None, margin: float = MARGIN) -> None:
+        self.question, self.settings, self.margin = question, settings, margin
+        self.best: float | None = None
+        self._vector: Any = None
+        self._embedder: Any = None
+
+    def _similarity(self, claim: str) -> float | None:
+        try:
+            from rag.config import Settings
+            from rag.models.embed import LocalE5, embed_passages, embed_query, get_embedder
+
+            if self._embedder is None:
+                self._embedder = get_embedder(self.settings if self.settings is not None else Settings())
+                self._vector = embed_query(self._embedder, self.question)
+            if not isinstance(self._embedder, LocalE5):
+                return None  # the margin was set on e5 cosines
+            return float(embed_passages(self._embedder, [claim])[0] @ self._vector)
+        except Exception:  # noqa: BLE001 - no embedder: the lexical checks alone decide
+            return None
+
+    def __call__(self, claim: str) -> bool:
+        sim = self._similarity(claim)
+        if sim is None:
+            return True
+        if self.best is not None and sim < self.best - self.margin:
+            return False
+        self.best = sim if self.best is None else max(self.best, sim)
+        return True
