@@ -19,7 +19,9 @@ from rag.models.chat import get_chat_model
 from ui import documents as labels
 from ui import panel, render
 from ui.article import show_article, show_in_article
-from ui.session import UNEXPECTED, BackgroundAnswer, Conversations
+from ui.conversations import show_saved, store
+from ui.history import history_path
+from ui.session import UNEXPECTED
 
 STARTERS = (
     "Why didn't Turkey align with the West?",
@@ -44,8 +46,8 @@ CSS = """<style>
 def main() -> None:
     st.set_page_config(page_title="Ask the article", page_icon="📰")
     st.html(CSS)
-    _init_state()
     settings = _settings()
+    _init_state(settings)
     side = _sidebar_slots()
     settings = _retrieval_controls(side["controls"], settings)
     question = st.chat_input("Ask a question about your documents") or st.session_state.pop("pending", None)
@@ -71,24 +73,22 @@ def main() -> None:
         elif not st.session_state.messages:
             _starters()
     _conversation_controls(side["conversation"], retriever)
+    show_saved(side["conversation"])
 
 
 # ---------------------------------------------------------------- state and resources
 
 
-def _init_state() -> None:
+def _init_state(settings: Settings) -> None:
+    st.session_state.setdefault("history_file", str(history_path(settings.index_dir)))
     if "messages" not in st.session_state:
-        # The conversation lives in the process-wide store under the id in the URL, so a reload finds it again.
-        conversation_id, messages = _conversations().open(st.query_params.get("c"))
+        # The conversation lives in the process-wide store under the id in the URL, so a reload finds it again
+        # (and in the history file beside the index, so a restart does too).
+        conversation_id, messages = store().open(st.query_params.get("c"))
         st.query_params["c"] = conversation_id
         st.session_state.messages = messages  # dicts: user {content}; assistant {question, answer|error|pending}
     st.session_state.setdefault("highlight", None)  # index of the answer whose citations the article shows
     st.session_state.setdefault("focus", None)  # anchor id of the citation chosen with "Show in article"
-
-
-@st.cache_resource
-def _conversations() -> Conversations:
-    return Conversations()
 
 
 def _settings() -> Settings:
@@ -241,7 +241,7 @@ def _conversation_controls(box: Any, retriever: Any) -> None:
 
 
 def _clear_chat() -> None:
-    st.session_state.messages.clear()  # the same list as in the conversation store
+    store().clear(st.query_params["c"], st.session_state.messages)  # the same list as in the store
     st.session_state.highlight = None
     st.session_state.focus = None
 
@@ -285,9 +285,9 @@ def _ask(question: str, settings: Settings, retriever: Any, model: Any, document
             question, history=history, settings=settings, retriever=retriever, model=model, documents=documents
         )
 
-    # Computed on its own thread: a rerun (a click, a tab switch) stops this run but not the answer.
-    msg: dict = {"role": "assistant", "question": question, "pending": BackgroundAnswer(produce)}
-    messages.extend([{"role": "user", "content": question}, msg])
+    # Computed on its own thread: a rerun (a click, a tab switch) stops this run but not the answer; the store
+    # saves the exchange once the answer is finished.
+    msg = store().ask(st.query_params["c"], messages, question, produce)
     with st.chat_message("user"):
         st.markdown(render.escape_markdown(question))
     with st.chat_message("assistant"):

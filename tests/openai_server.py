@@ -43,6 +43,9 @@ class Reply:
     stop_after: int | None = None  # stream: end the body cleanly after this many chunks (no finish, no [DONE])
     retry_after: str | None = None  # Retry-After header on an error status
     location: str | None = None  # Location header (with a 3xx status: a redirect)
+    # Non-streamed replies: the first token's top_logprobs as (token, logprob) pairs, sent when the request asks
+    # for logprobs (as llama.cpp's server and OpenAI do); None sends no logprobs field (as some servers do).
+    top_logprobs: list[tuple[str, float]] | None = None
 
     @property
     def text(self) -> str:
@@ -63,8 +66,10 @@ class OpenAIServer:
     def __init__(self, model: str = "test-model") -> None:
         self.model = model
         self.requests: list[Request] = []
+        self.judgement_requests: list[Request] = []
         self.default = Reply(chunks=["ok"])  # used when the queue is empty
         self._queue: deque[Reply] = deque()
+        self._judgements: deque[Reply] = deque()
         self._lock = threading.Lock()
         self.stopping = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -90,9 +95,20 @@ class OpenAIServer:
         with self._lock:
             return self._queue.popleft() if self._queue else self.default
 
-    def record(self, request: Request) -> None:
+    def enqueue_judgement(self, *replies: Reply) -> None:
+        """Replies to answerability judgements (requests asking for logprobs), kept apart from the answers'
+        queue; with none queued a judgement gets a plain "yes" without logprobs, so the client falls back."""
         with self._lock:
-            self.requests.append(request)
+            self._judgements.extend(replies)
+
+    def next_judgement(self) -> Reply:
+        with self._lock:
+            return self._judgements.popleft() if self._judgements else Reply(chunks=["yes"])
+
+    def record(self, request: Request) -> None:
+        # Answerability judgements (they ask for logprobs) are kept apart, so tests count answer requests.
+        with self._lock:
+            (self.judgement_requests if request.body.get("logprobs") else self.requests).append(request)
 
     def start(self) -> OpenAIServer:
         self._thread.start()
@@ -140,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.owner.record(Request("POST", self.path, dict(self.headers), body))
         if self.path.rstrip("/") != "/v1/chat/completions":
             return self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
-        reply = self.owner.next_reply()
+        reply = self.owner.next_judgement() if body.get("logprobs") else self.owner.next_reply()
         if reply.delay and reply.stall_after is None and self.owner.stopping.wait(reply.delay):
             return
         if reply.status != 200:
@@ -148,7 +164,9 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream"):
             return self._stream(reply)
         message = {"role": "assistant", "content": reply.text}
-        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+        if body.get("logprobs") and reply.top_logprobs is not None:
+            choice["logprobs"] = {"content": [_token_logprobs(reply.top_logprobs)]}
         self._json(200, {**self._envelope("chat.completion"), "choices": [choice], "usage": _usage(reply)})
 
     def _error(self, reply: Reply) -> None:
@@ -211,6 +229,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def _token_logprobs(top: list[tuple[str, float]]) -> dict[str, Any]:
+    first = top[0] if top else ("", 0.0)
+    alternatives = [{"token": tok, "logprob": lp, "bytes": list(tok.encode())} for tok, lp in top]
+    return {"token": first[0], "logprob": first[1], "bytes": list(first[0].encode()), "top_logprobs": alternatives}
 
 
 def _usage(reply: Reply) -> dict[str, int]:

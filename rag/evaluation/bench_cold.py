@@ -30,6 +30,9 @@ class _CountingModel:
         self.deltas, self.first, self.last = 0, 0.0, 0.0
         self.messages: list[Any] = []
 
+    def yes_probability(self, messages: Any) -> float | None:
+        return self.inner.yes_probability(messages)  # type: ignore[no-any-return]
+
     def stream(self, messages: Any) -> Iterator[str]:
         self.deltas, self.messages = 0, list(messages)
         for delta in self.inner.stream(messages):

@@ -24,6 +24,7 @@ from rag.cache import SettingsCache
 from rag.config import Settings
 from rag.errors import ConfigError, InputError, ModelAuthError, ModelError
 from rag.models.weights import MODEL_NAME
+from rag.models.logprobs import TOP_LOGPROBS, first_token_alternatives, yes_share
 from rag.models.server import LocalServer, local_server
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ class ChatModel(Protocol):
     model: str
 
     def stream(self, messages: Sequence[Message]) -> Iterator[str]: ...
+
+    def yes_probability(self, messages: Sequence[Message]) -> float | None:
+        """P(yes) / (P(yes) + P(no)) of a one-word reply, from the token probabilities; None without them."""
+        ...
 
 
 class _CutOff(Exception):
@@ -110,6 +115,41 @@ class OpenAICompatibleModel:
                     attempt += 1
                     continue
                 raise self._final_error(kind, err, attempt + 1) from None
+
+    def yes_probability(self, messages: Sequence[Message]) -> float | None:
+        """Ask for one token with its top alternatives and score yes against no. None when the server sends
+        no logprobs (some OpenAI-compatible servers ignore the option) or neither word is among the top tokens:
+        the caller then falls back to the checks that need no probabilities. One attempt (a restart of a dead
+        local server aside): a judgement that fails should fall back, not wait."""
+        _to_chat_messages(messages)  # the same checks as `stream`
+        for attempt in (1, 2):
+            try:
+                reply = self._sdk().chat.completions.create(
+                    model=self.model, messages=list(messages), max_tokens=1, temperature=0.0,
+                    logprobs=True, top_logprobs=TOP_LOGPROBS,
+                )  # fmt: skip
+                return yes_share(first_token_alternatives(reply))
+            except Exception as err:  # mapped to our own messages: SDK text may quote a key
+                kind = _classify(err)
+                if kind == "connect" and attempt == 1 and self._server is not None and not self._server.alive():
+                    self._server.restart(self._server.last_address)
+                    continue
+                raise self._final_error(kind, err, attempt) from None
+        return None
+
+    def _sdk(self) -> Any:
+        """The OpenAI SDK client under LlamaIndex's (its chat API has no logprobs), with the same key handling."""
+        import openai
+
+        base = self._base_url()
+        with self._lock:
+            key = f"sdk:{base}"
+            if key not in self._clients:
+                self._clients[key] = openai.OpenAI(
+                    base_url=base, api_key="unused", http_client=_http_client(self._key, base),
+                    timeout=self._settings.request_timeout, max_retries=0,
+                )  # fmt: skip
+            return self._clients[key]
 
     def _stream_once(self, chat: list[Any]) -> Iterator[str]:
         finished = False

@@ -1,0 +1,106 @@
+"""The answerability judgement: token probabilities from a real OpenAI-compatible HTTP server on 127.0.0.1
+(with and without logprobs in its replies), the decision rule through `rag.query`, and where its threshold
+was fitted. Nothing in the SDK is patched."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+import rag
+from rag import ModelAuthError, Settings
+from rag.answer import answerability
+from rag.models.chat import get_chat_model
+from rag.models.logprobs import yes_share
+from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
+
+pytestmark = pytest.mark.server
+
+KEY = "sk-judge-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+SOCHI = "What did Erdogan and Putin agree on in Sochi?"
+ANSWER = "They agreed to strengthen the partnership between their countries, including the economy and trade [1]."
+
+
+def _tops(p_yes: float, p_no: float) -> list[tuple[str, float]]:
+    return [("Yes", math.log(p_yes * 0.8)), (" no", math.log(p_no)), ("yes", math.log(p_yes * 0.2)), ("maybe", -9.0)]
+
+
+@pytest.fixture
+def settings(article_settings: Settings, openai_server: OpenAIServer) -> Settings:
+    return dataclasses.replace(
+        article_settings, provider="openai", openai_api_key=KEY, openai_base_url=openai_server.url,
+        openai_model="test-model", request_timeout=5.0, max_retries=0,
+    )  # fmt: skip
+
+
+def test_yes_share_sums_every_spelling() -> None:
+    assert yes_share(_tops(0.6, 0.2)) == pytest.approx(0.75)
+    assert yes_share([("maybe", -0.1)]) is None and yes_share([]) is None
+
+
+def test_probability_from_the_servers_logprobs(settings: Settings, openai_server: OpenAIServer) -> None:
+    openai_server.enqueue_judgement(Reply(chunks=["Yes"], top_logprobs=_tops(0.6, 0.2)))
+    model = get_chat_model(settings)
+    assert model.yes_probability([{"role": "user", "content": "Is it?"}]) == pytest.approx(0.75)
+    body = openai_server.judgement_requests[-1].body
+    assert body["max_tokens"] == 1 and body["logprobs"] is True and body["top_logprobs"] == 10
+    assert openai_server.judgement_requests[-1].headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_no_logprobs_means_no_probability(settings: Settings, openai_server: OpenAIServer) -> None:
+    openai_server.enqueue_judgement(Reply(chunks=["yes"]))  # a compatible server that ignores `logprobs`
+    assert get_chat_model(settings).yes_probability([{"role": "user", "content": "Is it?"}]) is None
+
+
+def test_rejected_key_is_an_auth_error_without_the_key(settings: Settings, openai_server: OpenAIServer) -> None:
+    openai_server.enqueue_judgement(Reply(status=401))
+    with pytest.raises(ModelAuthError) as err:
+        get_chat_model(settings).yes_probability([{"role": "user", "content": "Is it?"}])
+    assert KEY not in str(err.value) and "OPENAI_API_KEY" in str(err.value)
+
+
+def test_a_low_probability_refuses_before_generating(settings: Settings, openai_server: OpenAIServer) -> None:
+    openai_server.enqueue_judgement(Reply(chunks=["No"], top_logprobs=_tops(0.05, 0.9)))
+    answer = rag.query(SOCHI, settings=settings)
+    assert answer.refused and answer.citations == [] and openai_server.requests == []  # no answer was generated
+
+
+def test_a_high_probability_answers_and_the_judgement_shares_the_answers_prompt(
+    settings: Settings, openai_server: OpenAIServer
+) -> None:
+    openai_server.enqueue_judgement(Reply(chunks=["Yes"], top_logprobs=_tops(0.95, 0.02)))
+    openai_server.enqueue(Reply(chunks=[ANSWER]))
+    answer = rag.query(SOCHI, settings=settings)
+    assert not answer.refused and answer.citations
+    judged = openai_server.judgement_requests[-1].body["messages"]
+    answered = openai_server.requests[-1].body["messages"]
+    # The judgement is the answer's prompt plus one question: the server's prompt cache serves the answer.
+    assert judged[: len(answered)] == answered and len(judged) == len(answered) + 1
+
+
+def test_without_logprobs_the_word_coverage_gate_decides(settings: Settings, openai_server: OpenAIServer) -> None:
+    openai_server.enqueue(Reply(chunks=[ANSWER]))
+    assert not rag.query(SOCHI, settings=settings).refused  # judged None: falls back, the words are there
+    before = len(openai_server.requests)
+    refused = rag.query("What is the recipe for the stew in this article?", settings=settings)
+    assert refused.refused and len(openai_server.requests) == before
+
+
+def test_names_absent_from_the_document_refuse_without_asking_the_model(
+    settings: Settings, openai_server: OpenAIServer
+) -> None:
+    judged = len(openai_server.judgement_requests)
+    answer = rag.query("What did Angela Merkel say about Sochi?", settings=settings)
+    assert answer.refused and len(openai_server.judgement_requests) == judged and openai_server.requests == []
+
+
+def test_the_threshold_was_fitted_on_the_tuning_split_only() -> None:
+    data = json.loads(answerability.THRESHOLDS.read_text(encoding="utf-8"))
+    fitted_on = data["fitted_on"]
+    assert "dev_questions" in fitted_on and "Normans" in fitted_on
+    for held_out in ("article_questions", "paraphrases", "Computational_complexity"):
+        assert held_out not in fitted_on.split("never")[0]
+    assert 0.0 < answerability.threshold() < 1.0 and data["prompt"] == "answerable_check"

@@ -1,0 +1,48 @@
+"""Saved conversations in a real browser across a real restart: `streamlit run app.py`, a question, the server
+stopped and started again on the same index directory; the conversation is in the sidebar and reopens with its
+citation cards and "Show in article"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from playwright.sync_api import Browser
+
+import rag
+from tests.test_browser import MESSAGE, QUESTION, _ask, _open, _screenshot, _serve, browser, chromium  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def test_the_conversation_list_survives_a_restart(browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+    env = {"RAG_PROVIDER": "extractive"}
+    with _serve(tmp_path, env) as server:
+        page, _ = _open(browser, server)
+        _ask(page, QUESTION)
+        conv_id = parse_qs(urlparse(page.url).query)["c"][0]
+        page.locator(f".st-key-conv-{conv_id} button:visible").wait_for(timeout=30_000)  # listed once answered
+        expected = rag.query(QUESTION, settings=server.settings())
+        page.close()
+
+    with _serve(tmp_path, env) as server:  # the same index dir, so the same history file
+        page, _ = _open(browser, server)
+        assert page.locator(MESSAGE).count() == 0  # a new page: a new conversation
+        entry = page.locator(f".st-key-conv-{conv_id} button:visible")
+        entry.wait_for(timeout=30_000)
+        assert entry.inner_text().strip() == QUESTION
+        entry.click()
+        bubble = page.locator(MESSAGE).nth(1)
+        bubble.locator(".st-key-card-1-1 .rag-quote").wait_for(timeout=60_000)
+        assert parse_qs(urlparse(page.url).query)["c"] == [conv_id]  # the link names the reopened conversation
+        assert bubble.locator(".rag-quote").count() == len(expected.citations)
+        for cite in expected.citations:
+            quote = bubble.locator(f".st-key-card-1-{cite.number} .rag-quote").inner_text()
+            assert " ".join(quote.split()) == " ".join(cite.text.split())
+        _screenshot(page, "history-reopened.png")
+        bubble.get_by_role("button", name="Show in article").first.click()
+        focus = page.locator("mark.rag-focus").first
+        focus.wait_for(timeout=30_000)
+        assert " ".join(focus.inner_text().split()) == " ".join(expected.citations[0].text.split())
+        page.close()
