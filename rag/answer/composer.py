@@ -172,16 +172,20 @@ class Composer:
         return any(stem_in(t, have) for t in terms)
 
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
-        """For an open question ("why ...") answered from one passage, one more verbatim sentence from another
-        retrieved passage, when it answers the question about as well as the best one."""
-        cited = {p for c in kept for p in c.passages}
-        if len(cited) >= 2 or self.budget is FACTUAL:
+        """For an open question, the reasons the model left out: one verbatim sentence from each retrieved
+        passage it didn't cite (evidence.select_reasons), up to the sentence budget. Quotes are exact slices
+        of their passage, so they are true to it; select_reasons keeps only those that answer the question."""
+        if self.budget is FACTUAL:
             return []
-        for unit in select(self.question, self.passages, similarity=self._similarity()):
-            passage = self.passages[unit.passage_index]
-            if passage not in cited and not any(repeats(unit.text, c.claim) for c in kept):
-                return [Checked(unit.text, (passage,))]
-        return []
+        cited = {p for c in kept for p in c.passages}
+        pool = [p for p in self.passages if p not in cited]
+        extra: list[Checked] = []
+        for unit in select_reasons(self.question, pool, similarity=self._similarity()):
+            if len(kept) + len(extra) >= self.budget.sentences:
+                break
+            if not any(repeats(unit.text, c.claim) for c in [*kept, *extra]):
+                extra.append(Checked(unit.text, (pool[unit.passage_index],)))
+        return extra
 
     def _sentences(self, model: ChatModel, messages: list[Message]) -> Generator[str, None, None]:
         buffer = ""
