@@ -106,3 +106,29 @@ def test_eval_command_prints_a_table_and_writes_json(tmp_path: Path, capsys: pyt
     printed = capsys.readouterr().out
     assert "hybrid-score/squad" in printed and "llamaindex-default/article" in printed
     assert not (tmp_path / "unused").exists()  # the eval never touches the configured index
+
+
+def test_answer_eval_reports_each_split_with_flips_and_squad_figures(shared_dir: Path, tmp_path: Path) -> None:
+    """The mechanics of `rag eval --answers` on a small fixed sample (extractive: no model); not the figures."""
+    from rag.evaluation import answers
+
+    out = tmp_path / "eval.json"
+    result = answers.run_answer_eval(Settings(), "extractive", out, squad_per_kind=2, limit=6)
+    assert set(result) == {"provider", "tuning", "heldout"}
+    assert set(result["tuning"]) == {"dev", "Normans"}
+    assert set(result["heldout"]) == {"article+para", "devpara", "Computational_complexity_theory"}
+    held = result["heldout"]["article+para"]
+    assert held["questions"] == 6 and held["flips"] is not None and 0.0 <= held["flips"] <= 1.0  # 2 groups of 3
+    squad = result["heldout"]["Computational_complexity_theory"]
+    assert squad["questions"] == 4 and {"gold_in_answer", "gold_in_citation", "refusals_right"} <= set(squad)
+    details = json.loads((tmp_path / "eval-answers-extractive.json").read_text())
+    assert {r["of"] for r in details["records"]["heldout"][:6]} == {"pub-01", "pub-02"}
+
+
+def test_squad_normalisation_and_flips() -> None:
+    from rag.evaluation.answers import flips, normalise
+
+    assert normalise("The  Normans, in 1066!") == "normans in 1066"
+    records = [{"of": "a", "refused": False}, {"of": "a", "refused": True}, {"of": "b", "refused": False},
+               {"of": "b", "refused": False}]  # fmt: skip
+    assert flips(records) == 0.5

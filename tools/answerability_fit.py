@@ -95,8 +95,8 @@ def _parts(corpus: str, tmp: Path) -> tuple[Any, Any]:
 
 
 def score(row: dict[str, Any], retriever: Any, settings: Any, model: Any) -> dict[str, Any]:
-    from rag.answer.answerability import judge
-    from rag.answer.composer import PROMPT_PASSAGES, Composer, answer_messages
+    from rag.answer.answerability import JUDGED_PASSAGES, judge
+    from rag.answer.composer import Composer
     from rag.answer.gate import refusal_before
     from rag.answer.support import question_coverage
 
@@ -104,7 +104,7 @@ def score(row: dict[str, Any], retriever: Any, settings: Any, model: Any) -> dic
     composer.start(row["question"], retriever.retrieve(row["question"], settings.top_k), time.perf_counter())
     names = question_coverage(composer.question, composer.sources, composer.checker.allowed_names).missing_names
     started = time.perf_counter()
-    p = judge(model, answer_messages(composer.question, composer.passages[:PROMPT_PASSAGES]))
+    p = judge(model, composer.question, [x.text for x in composer.passages[:JUDGED_PASSAGES]])
     return {**row, "p": p, "seconds": round(time.perf_counter() - started, 3), "names_absent": list(names),
             "words_refuse": refusal_before(composer.question, composer.sources, composer.checker.allowed_names)
             is not None}  # fmt: skip
@@ -194,7 +194,7 @@ def _write(threshold: float, n: int, report: dict[str, Any]) -> None:
         "fitted_at": datetime.now(UTC).date().isoformat(),
         "tuning_questions": n,
         "model": "qwen2.5-coder-1.5b-instruct-q4_k_m (local llama.cpp server)",
-        "prompt": "answerable_check",
+        "prompt": "answerable_user",
         "criterion": "refuse when P(yes) < threshold; threshold = max(refusals right - false refusals) on tuning",
         "thresholds": {"judge": threshold},
         "report": report,

@@ -2,11 +2,11 @@
 
 1. A name or number of the question that occurs nowhere in the whole document(s) means no (a strong signal
    that needs no model: "What did Biden say?" about an article that never names him).
-2. With a model that returns token probabilities (llama.cpp's server, OpenAI): the model is shown exactly the
-   answer prompt (same system rules, same passages, same question) followed by one more user turn asking for
-   yes or no, and P(yes) / (P(yes) + P(no)) is compared with a threshold fitted on the tuning split
-   (`thresholds.json` says where and when). The judgement's prompt starts with the answer's prompt, so the
-   server's prompt cache makes the answer that follows cost only a few more tokens.
+2. With a model that returns token probabilities (llama.cpp's server, OpenAI): the model is asked whether the
+   question can be answered from the retrieved passages (prompts `answerable_system` / `answerable_user`, the
+   top passages whole), and P(yes) / (P(yes) + P(no)) is compared with a threshold fitted on the tuning split
+   (`thresholds.json` says where and when). Asking inside the answer's own prompt (so the answer would reuse the
+   cached prefix) was measured and dropped: on SQuAD Normans its AUROC was 0.55 against 0.80 for this prompt.
 3. Without probabilities (no model: the extractive provider; or a compatible server that ignores `logprobs`):
    the older word-coverage gate (`gate.refusal_before`) decides, as it did before the judgement existed.
 """
@@ -29,6 +29,7 @@ from rag.models.chat import ChatModel, Message
 
 log = logging.getLogger(__name__)
 THRESHOLDS = Path(__file__).with_name("thresholds.json")
+JUDGED_PASSAGES = 4  # the judgement was fitted on the top 4 passages
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,19 @@ def threshold(name: str = "judge") -> float:
     return float(json.loads(THRESHOLDS.read_text(encoding="utf-8"))["thresholds"][name])
 
 
-def check_messages(answer_messages: Sequence[Message]) -> list[Message]:
-    """The answer prompt plus the yes/no question: its prefix is the answer's prompt, kept in the server's cache."""
-    return [*answer_messages, {"role": "user", "content": render("answerable_check")}]
+def check_messages(question: str, passages: Sequence[str]) -> list[Message]:
+    """The yes/no judgement's chat: the passages numbered [1], [2], ... then the question."""
+    numbered = "\n\n".join(f"[{i}] {' '.join(text.split())}" for i, text in enumerate(passages, 1))
+    return [
+        {"role": "system", "content": render("answerable_system")},
+        {"role": "user", "content": render("answerable_user", passages=numbered, question=question.strip())},
+    ]
 
 
-def judge(model: ChatModel, answer_messages: Sequence[Message]) -> float | None:
+def judge(model: ChatModel, question: str, passages: Sequence[str]) -> float | None:
     """P(yes) that the passages state the answer, or None (no probabilities, or the judgement failed)."""
     try:
-        return model.yes_probability(check_messages(answer_messages))
+        return model.yes_probability(check_messages(question, passages))
     except ModelAuthError:
         raise
     except ModelError as err:  # the answer request will meet the same failure and fall back: just don't judge
@@ -66,14 +71,14 @@ def decide(
     documents: Sequence[str],
     main_names: frozenset[str],
     model: Any = None,
-    answer_messages: Sequence[Message] = (),
 ) -> Decision:
-    """Whether to refuse before generating; `documents` are the whole texts the passages come from."""
+    """Whether to refuse before generating; `passages` are the retrieved texts (top_k, best first), `documents`
+    the whole texts they come from."""
     if not passages:
         return Decision(True, "no passages")
     if question_coverage(question, documents, main_names).missing_names:
         return Decision(True, "names absent")
-    probability = judge(model, answer_messages) if model is not None and answer_messages else None
+    probability = judge(model, question, passages[:JUDGED_PASSAGES]) if model is not None else None
     if probability is not None:
         return Decision(probability < threshold(), "judged", probability)
     return Decision(refusal_before(question, documents, main_names) is not None, "word coverage")

@@ -61,10 +61,13 @@ class Composer:
         self.decision: Decision | None = None
         self.judge_seconds = 0.0
         self.budget: Budget = FACTUAL
+        self.judged: list[Passage] = []
         self.on_topic: OnTopic | None = None  # open questions: drops true sentences that don't answer
 
-    def start(self, standalone: str, passages: list[Passage], started: float, kind: str = "factual") -> None:
+    def start(self, standalone: str, passages: list[Passage], started: float, kind: str = "factual",
+              judged: list[Passage] | None = None) -> None:  # fmt: skip
         self.question, self.passages, self._started = standalone, passages, started
+        self.judged = passages if judged is None else judged  # what the answerability judge reads (plain top k)
         self.budget = budget(kind)  # open questions: more, diverse passages and a longer answer
         self.on_topic = None if self.budget is FACTUAL else OnTopic(standalone, self.settings)
         self._retrieved = time.perf_counter() - started
@@ -76,11 +79,9 @@ class Composer:
 
     def refuse_before(self) -> bool:
         """Refuse without generating? (rag.answer.answerability: names absent, the model's judgement, or words)."""
-        shown = self.passages[: self.budget.prompt_passages]  # judged on the answer's own prompt (cached)
-        messages = answer_messages(self.question, shown, self.budget) if self.model is not None and shown else []
         started = time.perf_counter()
-        self.decision = decide(self.question, [p.text for p in self.passages], self.sources,
-                               self.checker.allowed_names, self.model, messages)  # fmt: skip
+        self.decision = decide(self.question, [p.text for p in self.judged], self.sources,
+                               self.checker.allowed_names, self.model)  # fmt: skip
         self.judge_seconds = time.perf_counter() - started
         return self.decision.refuse
 

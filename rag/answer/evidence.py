@@ -54,11 +54,17 @@ def budget(kind: str) -> Budget:
     return FACTUAL if kind == "factual" else OPEN
 
 
-def gather(retriever: Any, question: str, kind: str, k: int, settings: Any = None) -> list[Passage]:
-    """The passages to answer from: the top `k` for a factual question, a diverse pick for an open one."""
+def gather(retriever: Any, question: str, kind: str, k: int, settings: Any = None) -> tuple[list[Passage], list[Passage]]:
+    """(passages to answer from, the plain top `k`): the same for a factual question; for an open one a
+    diverse pick among more candidates. The answerability judge reads the plain top `k`, as it was fitted."""
     if kind == "factual":
-        return list(retriever.retrieve(question, k=k))
+        top = list(retriever.retrieve(question, k=k))
+        return top, top
     candidates = list(retriever.retrieve(question, k=max(OPEN_CANDIDATES, k)))
+    return pick(retriever, candidates, kind, k, settings), candidates[:k]
+
+
+def pick(retriever: Any, candidates: list[Passage], kind: str, k: int, settings: Any = None) -> list[Passage]:
     want = max(k, budget(kind).passages)
     if len(candidates) <= want:
         return candidates

@@ -68,8 +68,8 @@ def _steps(composer: Composer, question: str, history: tuple[Turn, ...]) -> Gene
     started = time.perf_counter()
     standalone = condense(question, history, composer.model)
     question_kind = kind(standalone)  # factual, open or overview: how much evidence, how long an answer
-    passages = gather(composer.retriever, standalone, question_kind, composer.settings.top_k, composer.settings)
-    composer.start(standalone, passages, started, question_kind)
+    passages, top = gather(composer.retriever, standalone, question_kind, composer.settings.top_k, composer.settings)
+    composer.start(standalone, passages, started, question_kind, judged=top)
     if composer.refuse_before():
         return composer.refusal()
     if composer.model is None:

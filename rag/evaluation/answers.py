@@ -1,5 +1,13 @@
-"""Answer metrics per provider: `run_answer_eval(settings, provider, json_path)` (called by
-`python -m rag eval --answers`) or `python -m rag.evaluation.answers [--provider P] [--questions FILE] [--squad-limit N]`.
+"""Answer metrics per provider and split: `run_answer_eval(settings, provider, json_path)` (called by
+`python -m rag eval --answers`) or `python -m rag.evaluation.answers [--provider P] [--splits tuning,heldout]
+[--squad-per-kind N] [--limit N]`.
+
+Splits: tuning = tests/data/dev_questions.jsonl + SQuAD Normans.json (thresholds are fitted here); held-out =
+the shared article questions, each followed by its two rewordings (tests/data/paraphrases.jsonl) + SQuAD
+Computational_complexity_theory.json; `devpara` = rewordings of the dev questions (never fitted on, reported apart).
+  flips          share of question groups (a question and its rewordings) whose answer/refusal decision differs
+  gold_in_answer SQuAD: a gold answer text (normalised) appears in the answer
+  gold_in_citation SQuAD: a gold answer span lies inside a cited passage
 
 Article questions (JSONL: question, answerable, evidence, answer_any, optional history):
   evidence     an evidence string lies inside a cited passage (answerable questions; a refusal scores 0)
@@ -16,7 +24,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
+import re
 import statistics
+import string
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +43,8 @@ from rag.types import Answer, Turn
 
 SHARED = PROJECT_DIR.parent / "shared"
 ARTICLE_QUESTIONS = SHARED / "eval" / "article_questions.jsonl"
-SQUAD_FILES = ("Normans.json", "Computational_complexity_theory.json")
+DEV_QUESTIONS = PROJECT_DIR / "tests" / "data" / "dev_questions.jsonl"
+PARAPHRASES = PROJECT_DIR / "tests" / "data" / "paraphrases.jsonl"
 
 
 def load_questions(path: Path) -> list[dict[str, Any]]:
@@ -125,7 +137,9 @@ def _index(settings: Settings, sources: Sequence[Path], where: Path) -> Settings
     return indexed
 
 
-def evaluate_article(settings: Settings, questions: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def evaluate_article(
+    settings: Settings, questions: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from rag.api import query
 
     source_text = settings.corpus_path.read_text(encoding="utf-8")
@@ -138,35 +152,123 @@ def evaluate_article(settings: Settings, questions: list[dict[str, Any]]) -> tup
     return aggregate(records), records
 
 
-def evaluate_squad(settings: Settings, limit: int, where: Path) -> dict[str, Any]:
-    """Every n-th question of the two SQuAD articles (half impossible), asked against both as documents."""
-    from rag.api import query
+def squad_sample(name: str, per_kind: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`per_kind` answerable and `per_kind` unanswerable questions of one SQuAD article (fixed seed), interleaved."""
+    data = json.loads((SHARED / "eval" / "squad2" / name).read_text(encoding="utf-8"))["data"][0]
+    offsets, at = [], 0
+    for para in data["paragraphs"]:
+        offsets.append(at)
+        at += len(para["context"]) + 2  # joined with a blank line, as written by `squad_text`
+    rows = [{**qa, "offset": offsets[i]} for i, para in enumerate(data["paragraphs"]) for qa in para["qas"]]
+    rng = random.Random(seed)
+    yes = [r for r in rows if not r["is_impossible"]]
+    no = [r for r in rows if r["is_impossible"]]
+    a, b = rng.sample(yes, min(per_kind, len(yes))), rng.sample(no, min(per_kind, len(no)))
+    return [r for pair in zip(a, b, strict=False) for r in pair] + a[len(b) :] + b[len(a) :]
 
-    rows, paths = [], []
-    for name in SQUAD_FILES:
-        data = json.loads((SHARED / "eval" / "squad2" / name).read_text(encoding="utf-8"))["data"][0]
-        path = where / name.replace(".json", ".txt")
-        path.write_text("\n\n".join(p["context"] for p in data["paragraphs"]), encoding="utf-8")
-        paths.append(path)
-        rows += [qa for p in data["paragraphs"] for qa in p["qas"]]
-    step = max(1, len(rows) // max(1, limit))
-    sample = rows[::step][:limit]
-    indexed = _index(settings, paths, where / "index")
-    right = gold = asked = 0
-    for qa in sample:
-        answer = query(qa["question"], settings=indexed)
-        if qa["is_impossible"]:
-            right += answer.refused
-        else:
-            asked += 1
-            text = answer.text.lower()
-            gold += (not answer.refused) and any(a["text"].lower() in text for a in qa["answers"])
-    impossible = sum(1 for qa in sample if qa["is_impossible"])
+
+def squad_text(name: str, where: Path) -> Path:
+    data = json.loads((SHARED / "eval" / "squad2" / name).read_text(encoding="utf-8"))["data"][0]
+    path = where / name.replace(".json", ".txt")
+    path.write_text("\n\n".join(p["context"] for p in data["paragraphs"]), encoding="utf-8")
+    return path
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalise(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, punctuation and articles removed, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def score_squad(qa: dict[str, Any], answer: Answer, source: str) -> dict[str, Any]:
+    golds = qa["answers"]
+    spans = [(qa["offset"] + g["answer_start"], qa["offset"] + g["answer_start"] + len(g["text"])) for g in golds]
+    cited = [(c.start, c.end) for c in answer.citations if c.source == source]
+    text = normalise(strip_markers(answer.text))
     return {
-        "questions": len(sample),
-        "refusals_right": round(right / impossible, 3) if impossible else None,
-        "gold_in_answer": round(gold / asked, 3) if asked else None,
-    }
+        "id": qa["id"], "question": qa["question"], "answerable": not qa["is_impossible"], "refused": answer.refused,
+        "text": answer.text, "total": answer.timings.total, "first_token": answer.timings.first_token,
+        "gold_in_answer": not answer.refused and any(normalise(g["text"]) in text for g in golds),
+        "gold_in_citation": any(s <= gs and ge <= e for gs, ge in spans for s, e in cited),
+    }  # fmt: skip
+
+
+def evaluate_squad(
+    settings: Settings, name: str, per_kind: int, where: Path
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One SQuAD article as the only document; `per_kind` answerable + unanswerable questions."""
+    from rag.api import query
+    from rag.index.build import source_id
+
+    path = squad_text(name, where)
+    indexed = _index(settings, [path], where / f"index-{path.stem}")
+    records = [score_squad(qa, query(qa["question"], settings=indexed), source_id(path))
+               for qa in squad_sample(name, per_kind)]  # fmt: skip
+    yes = [r for r in records if r["answerable"]]
+    no = [r for r in records if not r["answerable"]]
+
+    def share(rows: list[dict[str, Any]], key: str) -> float | None:
+        return round(sum(1 for r in rows if r[key]) / len(rows), 3) if rows else None
+
+    firsts = [r["first_token"] for r in records if r["first_token"] is not None]
+    return {
+        "questions": len(records), "gold_in_answer": share(yes, "gold_in_answer"),
+        "gold_in_citation": share(yes, "gold_in_citation"), "refusals_right": share(no, "refused"),
+        "false_refusals": share(yes, "refused"),
+        "first_token_p50": round(statistics.median(firsts), 2) if firsts else None,
+    }, records  # fmt: skip
+
+
+def flips(records: list[dict[str, Any]]) -> float | None:
+    """Share of question groups (a question and its rewordings) whose answer/refusal decision differs."""
+    groups: dict[str, set[bool]] = {}
+    for r in records:
+        groups.setdefault(r["of"], set()).add(bool(r["refused"]))
+    counted = [g for key, g in groups.items() if sum(1 for r in records if r["of"] == key) > 1]
+    return round(sum(len(g) > 1 for g in counted) / len(counted), 3) if counted else None
+
+
+def article_sets(split: str) -> dict[str, list[dict[str, Any]]]:
+    """The article question sets of a split; every row carries `of` (the question it rewords, else itself)."""
+    rewordings = load_questions(PARAPHRASES)
+    if split == "tuning":
+        sets = {"dev": load_questions(DEV_QUESTIONS)}
+    else:
+        grouped = [
+            x for q in load_questions(ARTICLE_QUESTIONS) for x in [q, *(r for r in rewordings if r["of"] == q["id"])]
+        ]
+        sets = {"article+para": grouped, "devpara": [r for r in rewordings if r["of"].startswith("dev-")]}
+    return {name: [{**r, "of": r.get("of", r.get("id", ""))} for r in rows] for name, rows in sets.items()}
+
+
+def run_split(
+    settings: Settings,
+    split: str,
+    squad_per_kind: int,
+    where: Path,
+    limit: int | None = None,
+    only: Sequence[str] = (),
+) -> tuple[dict[str, Any], list[Any]]:
+    result: dict[str, Any] = {}
+    details: list[Any] = []
+    indexed = _index(settings, [settings.corpus_path], where / "index-article")
+    for name, all_rows in article_sets(split).items():
+        if only and name not in only:
+            continue
+        rows = all_rows[:limit]
+        summary, records = evaluate_article(indexed, rows)
+        for row, record in zip(rows, records, strict=True):
+            record["of"] = row["of"]
+        result[name] = {**summary, "flips": flips(records)}
+        details += records
+    if squad_per_kind:
+        squad = "Normans.json" if split == "tuning" else "Computational_complexity_theory.json"
+        result[squad.removesuffix(".json")], records = evaluate_squad(settings, squad, squad_per_kind, where)
+        details += records
+    return result, details
 
 
 def run_answer_eval(
@@ -174,51 +276,59 @@ def run_answer_eval(
     provider: str,
     json_path: Path | None = None,
     *,
-    questions_path: Path = ARTICLE_QUESTIONS,
-    squad_limit: int = 0,
+    splits: Sequence[str] = ("tuning", "heldout"),
+    squad_per_kind: int = 100,
+    limit: int | None = None,
+    only: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Answer metrics for `provider` on the article questions (and a SQuAD sample); details next to json_path."""
+    """Answer metrics for `provider` per split (tuning: dev questions + SQuAD Normans; held-out: the shared
+    article questions with their rewordings + SQuAD Computational_complexity_theory); details next to json_path."""
     settings = dataclasses.replace(settings, provider=provider)
+    result: dict[str, Any] = {"provider": provider}
+    details: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="rag-answer-eval-") as tmp:
-        indexed = _index(settings, [settings.corpus_path], Path(tmp) / "index")
-        summary, records = evaluate_article(indexed, load_questions(questions_path))
-        result: dict[str, Any] = {"provider": provider, "questions_file": str(questions_path), "article": summary}
-        if squad_limit:
-            result["squad"] = evaluate_squad(settings, squad_limit, Path(tmp))
+        for split in splits:
+            (Path(tmp) / split).mkdir()
+            result[split], details[split] = run_split(settings, split, squad_per_kind, Path(tmp) / split, limit, only)
     print_table(result)
     if json_path is not None:
-        details = Path(json_path).with_name(Path(json_path).stem + f"-answers-{provider}.json")
-        details.parent.mkdir(parents=True, exist_ok=True)
-        details.write_text(json.dumps({"summary": result, "records": records}, indent=2), encoding="utf-8")
+        path = Path(json_path).with_name(Path(json_path).stem + f"-answers-{provider}.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"summary": result, "records": details}, indent=2), encoding="utf-8")
     return result
 
 
 def print_table(result: dict[str, Any]) -> None:
-    a = result["article"]
-    keys = ["evidence", "answer_any", "refusals_right", "false_refusals", "citations_ok", "leaks", "fallbacks",
-            "first_token_p50", "total_p50"]
-    print(f"\nanswers ({result['provider']}, {a['questions']} questions)")
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    print("| " + " | ".join(str(a[k]) for k in keys) + " |")
-    if "squad" in result:
-        s = result["squad"]
-        print(f"SQuAD sample ({s['questions']}): refusals right {s['refusals_right']}, gold in answer {s['gold_in_answer']}")
+    keys = ["questions", "evidence", "answer_any", "refusals_right", "false_refusals", "flips", "gold_in_answer",
+            "gold_in_citation", "citations_ok", "leaks", "first_token_p50"]  # fmt: skip
+    print(f"\nanswers ({result['provider']})\n| split/set | " + " | ".join(keys) + " |")
+    print("|---|" + "---|" * len(keys))
+    for split in ("tuning", "heldout"):
+        for name, row in result.get(split, {}).items():
+            print(f"| {split}/{name} | " + " | ".join(str(row.get(k, "")) for k in keys) + " |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag.evaluation.answers", description=__doc__)
     parser.add_argument("--provider", default="local", choices=["local", "openai", "extractive"])
-    parser.add_argument("--questions", type=Path, default=ARTICLE_QUESTIONS)
-    parser.add_argument("--squad-limit", type=int, default=0, help="also ask this many SQuAD questions")
+    parser.add_argument("--splits", default="tuning,heldout", help="comma-separated: tuning, heldout")
+    parser.add_argument("--squad-per-kind", type=int, default=100, help="answerable and unanswerable SQuAD questions")
+    parser.add_argument("--limit", type=int, help="at most this many questions per article set")
+    parser.add_argument(
+        "--sets", default="", help="only these article sets (comma-separated: dev, article+para, devpara)"
+    )
     parser.add_argument("--json", type=Path, default=PROJECT_DIR / "eval-results" / "eval.json")
     args = parser.parse_args(argv)
-    run_answer_eval(Settings.from_env(), args.provider, args.json, questions_path=args.questions,
-                    squad_limit=args.squad_limit)
+    run_answer_eval(
+        Settings.from_env(),
+        args.provider,
+        args.json,
+        splits=args.splits.split(","),
+        squad_per_kind=args.squad_per_kind,
+        limit=args.limit,
+    )
     return 0
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-

@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared data directory")
     parser.add_argument("--answers", action="store_true", help="also run the answer evaluations (article questions, open questions)")
     parser.add_argument("--provider", default="local", choices=["local", "openai", "extractive"])
+    parser.add_argument("--squad-per-kind", type=int, default=100, help="--answers: SQuAD questions of each kind")
 
 
 def load_article(shared: Path) -> tuple[Path, list[Question]]:
@@ -180,7 +181,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.answers:
         from rag.evaluation import answers
 
-        output["answers"] = answers.run_answer_eval(settings, args.provider, args.json)
+        output["answers"] = answers.run_answer_eval(
+            settings, args.provider, args.json, squad_per_kind=args.squad_per_kind
+        )
         from rag.evaluation import open_answers  # open questions: key points covered, per split
 
         output["open_answers"] = open_answers.run_open_eval(settings, args.provider, args.json)
