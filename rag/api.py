@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rag.answer.pipeline import AnswerStream, PassageSource, answer_stream
 from rag.answer.suggest import make_suggestions
@@ -110,6 +111,9 @@ class _Only:
 
     def retrieve(self, question: str, k: int = 5) -> list[Passage]:
         return self.retriever.retrieve(question, k, self.documents)
+
+    def passage_vectors(self, passages: Sequence[Passage]) -> list[Any]:
+        return self.retriever.passage_vectors(passages)
 
     def source_text(self, source: str) -> str:
         return self.retriever.source_text(source)

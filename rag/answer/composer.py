@@ -7,7 +7,6 @@ main names) so each step stays a short method. Answers leave here with final num
 from __future__ import annotations
 
 import functools
-import re
 import threading
 import time
 from collections.abc import Generator, Sequence
@@ -16,6 +15,7 @@ from typing import Any
 
 from rag.answer.answerability import Decision, decide
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
+from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, clip, select_reasons
 from rag.answer.extractive import Similarity, Unit, repeats, select
 from rag.answer.gate import fits_question
 from rag.answer.prompts import render
@@ -28,11 +28,7 @@ from rag.text import sentence_spans
 from rag.types import Answer, Passage, Timings
 
 REFUSAL = "The article doesn't cover this: the retrieved passages don't answer the question."
-PROMPT_PASSAGES = 3
-MAX_SENTENCES = 3
-MAX_DROPPED = 4
-_OPEN_QUESTION = re.compile(r"^\s*(why|how(?!\s+(much|many|long|old|far|big|large)\b)|in what way|explain)\b", re.I)
-PROMPT_CHARS = 1050  # ~260 tokens of passages: the local model reads ~65 tokens/s
+# How many passages the model sees and how long the prompt and the answer may be: by kind, evidence.Budget.
 
 
 def refusal_text() -> str:
@@ -64,9 +60,16 @@ class Composer:
         self._first: float | None = None
         self.decision: Decision | None = None
         self.judge_seconds = 0.0
+        self.budget: Budget = FACTUAL
+        self.judged: list[Passage] = []
+        self.on_topic: OnTopic | None = None  # open questions: drops true sentences that don't answer
 
-    def start(self, standalone: str, passages: list[Passage], started: float) -> None:
+    def start(self, standalone: str, passages: list[Passage], started: float, kind: str = "factual",
+              judged: list[Passage] | None = None) -> None:  # fmt: skip
         self.question, self.passages, self._started = standalone, passages, started
+        self.judged = passages if judged is None else judged  # what the answerability judge reads (plain top k)
+        self.budget = budget(kind)  # open questions: more, diverse passages and a longer answer
+        self.on_topic = None if self.budget is FACTUAL else OnTopic(standalone, self.settings)
         self._retrieved = time.perf_counter() - started
         seen = dict.fromkeys(p.source for p in passages)
         self.sources = [self.retriever.source_text(s) for s in seen]
@@ -78,7 +81,7 @@ class Composer:
         """Refuse without generating? (rag.answer.answerability: names absent, the model's judgement, or words)."""
         started = time.perf_counter()
         judge = self.model if self.settings.answerability == "judge" else None
-        self.decision = decide(self.question, [p.text for p in self.passages], self.sources,
+        self.decision = decide(self.question, [p.text for p in self.judged], self.sources,
                                self.checker.allowed_names, judge)  # fmt: skip
         self.judge_seconds = time.perf_counter() - started
         return self.decision.refuse
@@ -91,7 +94,10 @@ class Composer:
     def select_units(self, among: Sequence[Passage] | None = None) -> list[tuple[Passage, Unit]]:
         """Sentences to quote, from `among` (default: every retrieved passage), with their passages."""
         pool = list(among) if among is not None else self.passages
-        units = select(self.question, pool, similarity=self._similarity())
+        if self.budget is FACTUAL:
+            units = select(self.question, pool, similarity=self._similarity())
+        else:  # one quoted sentence per distinct reason
+            units = select_reasons(self.question, pool, similarity=self._similarity())
         if not units or not fits_question(self.question, " ".join(u.text for u in units)):
             return []
         return [(pool[u.passage_index], u) for u in units]
@@ -111,16 +117,16 @@ class Composer:
 
     def generate(self) -> Generator[str, None, Answer]:
         assert self.model is not None  # noqa: S101 - only called with a model
-        shown = self.passages[:PROMPT_PASSAGES]
+        shown = self.passages[: self.budget.prompt_passages]
         draft, numbering = _Draft(), Numbering()
-        sentences = self._sentences(self.model, answer_messages(self.question, shown))
+        sentences = self._sentences(self.model, answer_messages(self.question, shown, self.budget))
         try:
             for sentence in sentences:
                 checked = self._take(sentence, shown, draft)
                 if checked is not None:
                     yield (" " if len(draft.kept) > 1 else "") + render_sentence(checked.claim, checked.passages, numbering)
-                if len(draft.kept) >= MAX_SENTENCES or draft.dropped >= MAX_DROPPED:
-                    break  # the rest would only cost time on a CPU: the prompt asks for at most three
+                if len(draft.kept) >= self.budget.sentences or draft.dropped >= self.budget.dropped:
+                    break  # the rest would only cost time on a CPU: the prompt asks for no more
         except ModelAuthError:
             raise
         except ModelError:
@@ -147,7 +153,9 @@ class Composer:
             draft.pointed += [shown[n - 1] for n in marker_numbers(sentence) if 1 <= n <= len(shown)]
             return None
         checked = check_sentence(sentence, shown, self.checker)
-        if checked is None or _repeats(checked, draft.kept) or not self._relevant(checked):
+        if checked is None or _repeats(checked, draft.kept) or not self._relevant(checked) or (
+            self.on_topic is not None and not self.on_topic(checked.claim)
+        ):
             draft.invented = draft.invented or bool(self.checker.foreign_names(sentence, [p.text for p in shown]))
             draft.dropped += 1
             return None
@@ -166,16 +174,20 @@ class Composer:
         return any(stem_in(t, have) for t in terms)
 
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
-        """For an open question ("why ...") answered from one passage, one more verbatim sentence from another
-        retrieved passage, when it answers the question about as well as the best one."""
-        cited = {p for c in kept for p in c.passages}
-        if len(cited) >= 2 or not _OPEN_QUESTION.search(self.question):
+        """For an open question, the reasons the model left out: one verbatim sentence from each retrieved
+        passage it didn't cite (evidence.select_reasons), up to the sentence budget. Quotes are exact slices
+        of their passage, so they are true to it; select_reasons keeps only those that answer the question."""
+        if self.budget is FACTUAL:
             return []
-        for unit in select(self.question, self.passages, similarity=self._similarity()):
-            passage = self.passages[unit.passage_index]
-            if passage not in cited and not any(repeats(unit.text, c.claim) for c in kept):
-                return [Checked(unit.text, (passage,))]
-        return []
+        cited = {p for c in kept for p in c.passages}
+        pool = [p for p in self.passages if p not in cited]
+        extra: list[Checked] = []
+        for unit in select_reasons(self.question, pool, similarity=self._similarity()):
+            if len(kept) + len(extra) >= self.budget.sentences:
+                break
+            if not any(repeats(unit.text, c.claim) for c in [*kept, *extra]):
+                extra.append(Checked(unit.text, (pool[unit.passage_index],)))
+        return extra
 
     def _sentences(self, model: ChatModel, messages: list[Message]) -> Generator[str, None, None]:
         buffer = ""
@@ -221,17 +233,19 @@ class Composer:
         )
 
 
-def answer_messages(question: str, passages: Sequence[Passage]) -> list[Message]:
+def answer_messages(question: str, passages: Sequence[Passage], kind: Budget = FACTUAL) -> list[Message]:
     """System: the constant rules (cached by llama.cpp). User: the numbered passages, then the question.
 
     Each passage is cut to its sentences that share most words with the question, so the uncached part of
     the prompt stays near 250 tokens (first token in ~4 s on 2 cores); citations still name whole passages.
     """
-    per_passage = PROMPT_CHARS // max(1, len(passages))
+    per_passage = kind.prompt_chars // max(1, len(passages))
     blocks = [f"[{i}] {excerpt(question, p.text, per_passage)}" for i, p in enumerate(passages, 1)]
+    if kind is not FACTUAL:  # many passages: each one's excerpt is held to its share
+        blocks = [clip(b, per_passage + 5) for b in blocks]
     return [
         {"role": "system", "content": render("answer_system")},
-        {"role": "user", "content": render("answer_user", passages="\n\n".join(blocks), question=question)},
+        {"role": "user", "content": render(kind.prompt, passages="\n\n".join(blocks), question=question)},
     ]
 
 

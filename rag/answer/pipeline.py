@@ -11,6 +11,8 @@ from typing import Protocol
 
 from rag.answer.composer import Composer
 from rag.answer.condense import condense
+from rag.answer.evidence import gather
+from rag.answer.kinds import kind
 from rag.config import Settings
 from rag.models.chat import ChatModel
 from rag.types import Answer, Passage, Turn
@@ -65,8 +67,9 @@ def answer_stream(
 def _steps(composer: Composer, question: str, history: tuple[Turn, ...]) -> Generator[str, None, Answer]:
     started = time.perf_counter()
     standalone = condense(question, history, composer.model)
-    passages = composer.retriever.retrieve(standalone, k=composer.settings.top_k)
-    composer.start(standalone, passages, started)
+    question_kind = kind(standalone)  # factual, open or overview: how much evidence, how long an answer
+    passages, top = gather(composer.retriever, standalone, question_kind, composer.settings.top_k, composer.settings)
+    composer.start(standalone, passages, started, question_kind, judged=top)
     if composer.refuse_before():
         return composer.refusal()
     if composer.model is None:

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-k", type=int, default=5, help="passages retrieved per question (default 5)")
     parser.add_argument("--skip-baseline", action="store_true", help="skip the LlamaIndex out-of-the-box baseline")
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared data directory")
-    parser.add_argument("--answers", action="store_true", help="also run the answer evaluation")
+    parser.add_argument("--answers", action="store_true", help="also run the answer evaluations (article questions, open questions)")
     parser.add_argument("--provider", default="local", choices=["local", "openai", "extractive"])
     parser.add_argument("--squad-per-kind", type=int, default=100, help="--answers: SQuAD questions of each kind")
 
@@ -184,6 +184,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         output["answers"] = answers.run_answer_eval(
             settings, args.provider, args.json, squad_per_kind=args.squad_per_kind
         )
+        from rag.evaluation import open_answers  # open questions: key points covered, per split
+
+        output["open_answers"] = open_answers.run_open_eval(settings, args.provider, args.json)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(output, indent=2), encoding="utf-8")
     print(f"results written to {args.json}")

