@@ -160,7 +160,9 @@ def select_reasons(
 ) -> list[Unit]:
     """Sentences to quote for an open question: the best one of each passage (the passages are already
     diverse), no two saying the same, each answering about as well as `keep_ratio` of the best."""
-    ranked = [u for u in score_units(question, passages, similarity) if u.score >= min_score and u.lexical >= min_lexical]
+    # A unit ending in ";" or ":" is half a thought ("... was not limited to the interests between them;").
+    ranked = [u for u in score_units(question, passages, similarity)
+              if u.score >= min_score and u.lexical >= min_lexical and not u.text.rstrip().endswith((";", ":", ","))]  # fmt: skip
     if not ranked:
         return []
     floor = max(min_score, keep_ratio * ranked[0].score)
