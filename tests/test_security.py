@@ -207,6 +207,12 @@ def test_the_ui_never_renders_the_key(
         "OPENAI_BASE_URL": openai_server.url, "OPENAI_MODEL": "test-model", "RAG_MAX_RETRIES": "0",
     }.items():  # fmt: skip
         monkeypatch.setenv(name, value)
+    # Suggested questions count as made (none), so no background thread takes the replies scripted for the chat.
+    from rag.index.library import store_suggestions
+
+    retriever = rag.open_index(article_settings)
+    for doc in retriever.documents():
+        store_suggestions(article_settings, retriever.stats.collection, doc.id, [], "test: none wanted")
     openai_server.enqueue(Reply(chunks=[f"Here is the key: {KEY}. ", SOCHI]), Reply(status=401))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=90)
     at.run()
