@@ -58,6 +58,8 @@ def main() -> None:
         with documents_tab:
             panel.show(st, settings, retriever)
     documents = _ask_about(side["documents"], retriever)
+    if retriever is not None:
+        suggested.prime(settings, retriever, model, documents)  # background: overview questions answer sooner
     if article_tab.open:  # before the chat: the open article must not wait for an answer still being written
         with article_tab:
             show_article(retriever)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         add_text,
         list_documents,
         open_index,
+        prime_overview,
         query,
         query_stream,
         remove_document,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "build_index": "rag.index.build",
     "open_index": "rag.api",
+    "prime_overview": "rag.api",
     "retrieve": "rag.api",
     "query": "rag.api",
     "query_stream": "rag.api",
@@ -78,6 +80,7 @@ __all__ = [
     "Turn",
     "add_document",
     "add_text",
+    "prime_overview",
     "build_index",
     "list_documents",
     "open_index",

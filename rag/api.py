@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.answer import overview
 from rag.answer.pipeline import AnswerStream, PassageSource, answer_stream
 from rag.answer.suggest import make_suggestions
 from rag.config import Settings
@@ -115,6 +116,12 @@ class _Only:
     def passage_vectors(self, passages: Sequence[Passage]) -> list[Any]:
         return self.retriever.passage_vectors(passages)
 
+    def scope(self) -> list[str]:
+        return list(self.documents)
+
+    def document_passages(self, doc_id: str) -> tuple[list[Passage], Any]:
+        return self.retriever.document_passages(doc_id)
+
     def source_text(self, source: str) -> str:
         return self.retriever.source_text(source)
 
@@ -157,6 +164,21 @@ def query_stream(
     if model is None and settings.resolved_provider != "extractive":
         model = load_chat_model(settings)
     return answer_stream(text, turns, settings=settings, retriever=retriever, model=model)
+
+
+def prime_overview(documents: Sequence[str] | None = None, *, settings: Settings | None = None,
+                   model: ChatModel | None = None) -> bool:  # fmt: skip
+    """Have the local model read the whole text of `documents` (None: the library) now, in the background of a
+    session, so a first "What is this about?" answers in seconds rather than reading ~2,000 tokens first
+    (rag.answer.overview). True when a prompt was read; False when nothing applies (another provider, or
+    documents too long to read whole)."""
+    settings = settings or Settings.from_env()
+    if settings.resolved_provider != "local":
+        return False  # remote servers bill the prompt; their reading is fast anyway
+    retriever = open_index(settings)
+    scope: Any = retriever if documents is None else _Only(retriever, _known(documents, retriever) or ())
+    model = model or load_chat_model(settings)
+    return model is not None and overview.prime(model, scope, settings)
 
 
 def load_chat_model(settings: Settings) -> ChatModel | None:

@@ -23,7 +23,7 @@ Key = tuple[str, str, str]  # (store, build, document id)
 class Makers:
     """The background threads making suggestions, one per document of a build; thread-safe, process-wide."""
 
-    def __init__(self, make: Callable[[str, Settings, Any], list[str]] | None = None) -> None:
+    def __init__(self, make: Callable[[str, Settings, Any], object] | None = None) -> None:
         self._make = make or (lambda doc, settings, model: rag.suggested_questions(doc, settings=settings, model=model))
         self._lock = threading.Lock()
         self._running: dict[Key, threading.Thread] = {}
@@ -60,6 +60,17 @@ class Makers:
 
 
 MAKERS = Makers()
+# The same once-per-key background runner reads the documents' whole text into the local model's prompt cache,
+# so a first "What is this about?" doesn't wait for it (rag.prime_overview). Key: (store, build, scope).
+PRIMERS = Makers(lambda scope, settings, model: rag.prime_overview(scope.split("\n") if scope else None,
+                                                                  settings=settings, model=model))  # fmt: skip
+
+
+def prime(settings: Settings, retriever: Any, model: Any, documents: Sequence[str] | None) -> None:
+    """Start reading the asked-about documents (None: all) into the local model's cache, once per process."""
+    if model is None or settings.resolved_provider != "local":
+        return  # only the local model keeps a prompt cache worth filling; remote ones would bill for it
+    PRIMERS.ensure((str(settings.store), retriever.stats.collection, "\n".join(documents or ())), settings, model)
 
 
 def suggestions(

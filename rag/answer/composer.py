@@ -13,9 +13,11 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag.answer import overview
 from rag.answer.answerability import Decision, decide
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
 from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, clip, select_reasons
+from rag.answer.evidence import passage_vectors as overview_vectors
 from rag.answer.extractive import Similarity, Unit, repeats, select
 from rag.answer.gate import fits_question
 from rag.answer.prompts import render
@@ -64,12 +66,13 @@ class Composer:
         self.judged: list[Passage] = []
         self.on_topic: OnTopic | None = None  # open questions: drops true sentences that don't answer
 
-    def start(self, standalone: str, passages: list[Passage], started: float, kind: str = "factual",
+    def start(self, standalone: str, passages: list[Passage], started: float, kind: str | Budget = "factual",
               judged: list[Passage] | None = None) -> None:  # fmt: skip
         self.question, self.passages, self._started = standalone, passages, started
         self.judged = passages if judged is None else judged  # what the answerability judge reads (plain top k)
-        self.budget = budget(kind)  # open questions: more, diverse passages and a longer answer
-        self.on_topic = None if self.budget is FACTUAL else OnTopic(standalone, self.settings)
+        # open questions: more, diverse passages and a longer answer; overviews: the whole document
+        self.budget = kind if isinstance(kind, Budget) else budget(kind)
+        self.on_topic = OnTopic(standalone, self.settings) if self.budget.kind == "open" else None
         self._retrieved = time.perf_counter() - started
         seen = dict.fromkeys(p.source for p in passages)
         self.sources = [self.retriever.source_text(s) for s in seen]
@@ -79,6 +82,8 @@ class Composer:
 
     def refuse_before(self) -> bool:
         """Refuse without generating? (rag.answer.answerability: names absent, the model's judgement, or words)."""
+        if self.overview:
+            return False  # a document can always be summarised: there is no question to find in it
         started = time.perf_counter()
         judge = self.model if self.settings.answerability == "judge" else None
         self.decision = decide(self.question, [p.text for p in self.judged], self.sources,
@@ -94,6 +99,8 @@ class Composer:
     def select_units(self, among: Sequence[Passage] | None = None) -> list[tuple[Passage, Unit]]:
         """Sentences to quote, from `among` (default: every retrieved passage), with their passages."""
         pool = list(among) if among is not None else self.passages
+        if self.overview:
+            return self._central_units(pool)
         if self.budget is FACTUAL:
             units = select(self.question, pool, similarity=self._similarity())
         else:  # one quoted sentence per distinct reason
@@ -166,6 +173,8 @@ class Composer:
         """A true sentence can still answer another question ("$100 billion" for "how much did Turkey pay for
         the S-400?"). When the question has two or more words beyond the article's main names, the sentence or
         its passage must contain one of them."""
+        if self.overview:
+            return True  # an overview's question ("What is it about?") names no topic to look for
         common = {stem(n) for n in self.checker.allowed_names}
         terms = [t for t in dict.fromkeys(content_stems(self.question)) if t not in common]
         if len(terms) < 2:
@@ -179,6 +188,8 @@ class Composer:
         of their passage, so they are true to it; select_reasons keeps only those that answer the question."""
         if self.budget is FACTUAL:
             return []
+        if self.overview:
+            return self._uncovered_parts(kept)
         cited = {p for c in kept for p in c.passages}
         pool = [p for p in self.passages if p not in cited]
         extra: list[Checked] = []
@@ -201,6 +212,28 @@ class Composer:
             yield buffer.strip()
 
     # -- helpers ---------------------------------------------------------------------------------------
+
+    @property
+    def overview(self) -> bool:
+        return self.budget.kind == "overview"
+
+    def _central_units(self, pool: list[Passage], covered: frozenset[int] = frozenset()) -> list[tuple[Passage, Unit]]:
+        """The extractive overview: the opening sentence and the most central ones (rag.answer.overview)."""
+        vectors = overview_vectors(self.retriever, pool, self.settings)
+        return [(pool[i], Unit(i, pool[i].text[s:e], s, e))
+                for i, (s, e) in overview.central_sentences(pool, vectors, covered=covered)]  # fmt: skip
+
+    def _uncovered_parts(self, kept: list[Checked]) -> list[Checked]:
+        """For an overview: a quoted central sentence from each part of the document the model's sentences
+        left out (a 1.5B model often stops after two or three points)."""
+        cited = frozenset(i for i, p in enumerate(self.passages) if any(p in c.passages for c in kept))
+        extra: list[Checked] = []
+        for passage, unit in self._central_units(self.passages, cited):
+            if len(kept) + len(extra) >= self.budget.sentences:
+                break
+            if not any(repeats(unit.text, c.claim) for c in [*kept, *extra]):
+                extra.append(Checked(unit.text, (passage,)))
+        return extra
 
     def _similarity(self) -> Similarity | None:
         try:
@@ -239,6 +272,8 @@ def answer_messages(question: str, passages: Sequence[Passage], kind: Budget = F
     Each passage is cut to its sentences that share most words with the question, so the uncached part of
     the prompt stays near 250 tokens (first token in ~4 s on 2 cores); citations still name whole passages.
     """
+    if kind.kind == "overview":
+        return overview.messages(question, passages, kind)
     per_passage = kind.prompt_chars // max(1, len(passages))
     blocks = [f"[{i}] {excerpt(question, p.text, per_passage)}" for i, p in enumerate(passages, 1)]
     if kind is not FACTUAL:  # many passages: each one's excerpt is held to its share

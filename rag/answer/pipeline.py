@@ -9,6 +9,7 @@ import time
 from collections.abc import Generator, Iterator
 from typing import Protocol
 
+from rag.answer import overview
 from rag.answer.composer import Composer
 from rag.answer.condense import condense
 from rag.answer.evidence import gather
@@ -68,8 +69,13 @@ def _steps(composer: Composer, question: str, history: tuple[Turn, ...]) -> Gene
     started = time.perf_counter()
     standalone = condense(question, history, composer.model)
     question_kind = kind(standalone)  # factual, open or overview: how much evidence, how long an answer
-    passages, top = gather(composer.retriever, standalone, question_kind, composer.settings.top_k, composer.settings)
-    composer.start(standalone, passages, started, question_kind, judged=top)
+    whole = overview.evidence(composer.retriever, composer.settings) if question_kind == "overview" else None
+    if whole is not None:  # the whole document, or passages spread across it
+        composer.start(standalone, whole[0], started, whole[1])
+    else:
+        passages, top = gather(composer.retriever, standalone, question_kind, composer.settings.top_k,
+                               composer.settings)  # fmt: skip
+        composer.start(standalone, passages, started, question_kind, judged=top)
     if composer.refuse_before():
         return composer.refusal()
     if composer.model is None:

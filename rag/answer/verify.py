@@ -69,7 +69,8 @@ def check_sentence(
     Markers are the prompt's numbers (1-based into `prompt_passages`); numbers outside it are ignored.
     """
     claim = _BULLET.sub("", strip_markers(sentence)).strip()
-    if len(content_stems(claim)) < 2 or says_cant_tell(claim):
+    # A line ending in a colon introduces a list ("The author makes several points:"); it states nothing.
+    if len(content_stems(claim)) < 2 or says_cant_tell(claim) or claim.endswith(":"):
         return None
     cited = _cited(sentence, prompt_passages)
     results = [(p, checker.check(claim, p.text)) for p in cited]

@@ -147,6 +147,10 @@ class Retriever:
         counts = Counter(p.document for p in build.passages)
         return [d.record(counts[d.id]) for d in build.library.values()]
 
+    def scope(self) -> list[str]:
+        """Ids of the documents a question is about: the whole library, in the order added."""
+        return list(self._current().library)
+
     def _doc(self, doc_id: str) -> LibraryDoc:
         library = self._current().library
         if doc_id not in library:
