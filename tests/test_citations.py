@@ -11,7 +11,7 @@ from rag.answer.extractive import units
 from rag.answer.gate import fits_question, refusal_before
 from rag.answer.prompts import placeholders, render
 from rag.answer.support import SupportChecker, question_coverage
-from rag.answer.terms import main_names
+from rag.answer.terms import main_names, stem
 from rag.answer.verify import check_sentence, says_cant_tell, split_complete
 from rag.errors import ConfigError
 from rag.text import sentence_spans
@@ -146,6 +146,16 @@ def test_refusal_before(question: str, refuse: bool) -> None:
 def test_coverage_ignores_main_names() -> None:
     cov = question_coverage("What is the population of Turkey?", [ARTICLE], main_names(ARTICLE))
     assert cov.ratio == 0.0 and cov.missing_terms == ("popul",)
+
+
+@pytest.mark.parametrize(("form", "base"), [("oversaw", "oversee"), ("sought", "seek"), ("written", "write")])
+def test_irregular_forms_share_a_stem(form: str, base: str) -> None:
+    assert stem(form) == stem(base)
+
+
+def test_a_name_stems_lowercase() -> None:
+    # The lemmatizer capitalises known names ("eurasia" -> "Eurasia"); stems are compared lowercase.
+    assert stem("Eurasia") == stem("eurasia") == stem("eurasia").lower()
 
 
 @pytest.mark.parametrize(

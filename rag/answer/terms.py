@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+import simplemma
 import Stemmer
 
 from rag.text import sentence_spans
@@ -41,20 +42,13 @@ def words(text: str) -> list[str]:
     return _WORD.findall(_POSSESSIVE.sub("", text))
 
 
-# The stemmer leaves irregular past tenses alone; questions use the present ("oversee") where text has "oversaw".
-_IRREGULAR = dict(
-    pair.split(":")
-    for pair in """saw:see oversaw:oversee led:lead won:win paid:pay took:take gave:give began:begin went:go met:meet
-    sought:seek brought:bring held:hold chose:choose grew:grow became:become fell:fall rose:rise spoke:speak
-    wrote:write thought:think found:find left:leave kept:keep sent:send built:build struck:strike bought:buy
-    sold:sell lost:lose drove:drive understood:understand undertook:undertake""".split()  # noqa: SIM905
-)
-
-
 @functools.lru_cache(maxsize=20_000)
 def stem(word: str) -> str:
-    lower = word.lower()
-    return str(_stemmer.stemWord(_IRREGULAR.get(lower, lower)))
+    """Snowball stem of the word's dictionary form: the stemmer alone leaves irregular forms apart ("oversaw"
+    vs "oversee", "sought" vs "seek"), and simplemma's maintained lexicon maps them to one lemma first.
+    Its lemma of a name is capitalised ("eurasia" -> "Eurasia"): lowered again, as stems are compared lowercase."""
+    lemma = simplemma.lemmatize(word.lower(), lang="en")
+    return str(_stemmer.stemWord(lemma.lower()))
 
 
 def content_stems(text: str) -> list[str]:
