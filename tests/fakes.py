@@ -20,6 +20,7 @@ class MockModel:
         self.model = model
         self.history: list[list[Message]] = []
         self.judged: list[list[Message]] = []
+        self.prefilled: list[list[Message]] = []
         self._queue: list[str | list[str] | BaseException] = []
         self._judgements: list[float | None | BaseException] = []
 
@@ -37,6 +38,9 @@ class MockModel:
         if isinstance(reply, BaseException):
             raise reply
         return reply
+
+    def prefill(self, messages: Sequence[Message]) -> None:
+        self.prefilled.append([dict(m) for m in messages])  # type: ignore[misc]
 
     def stream(self, messages: Sequence[Message]) -> Iterator[str]:
         self.history.append([dict(m) for m in messages])  # type: ignore[misc]

@@ -39,6 +39,7 @@ class Reply:
     status: int = 200
     delay: float = 0.0  # seconds to wait before answering (or, with stall_after, mid-stream)
     stall_after: int | None = None  # stream: wait `delay` after this many chunks
+    pace: float = 0.0  # stream: seconds between chunks, as a model writing token by token
     drop_after: int | None = None  # stream: close the socket abruptly after this many chunks
     stop_after: int | None = None  # stream: end the body cleanly after this many chunks (no finish, no [DONE])
     retry_after: str | None = None  # Retry-After header on an error status
@@ -67,6 +68,7 @@ class OpenAIServer:
         self.model = model
         self.requests: list[Request] = []
         self.judgement_requests: list[Request] = []
+        self.abandoned = 0  # streams whose client closed the connection before the end
         self.default = Reply(chunks=["ok"])  # used when the queue is empty
         self._queue: deque[Reply] = deque()
         self._judgements: deque[Reply] = deque()
@@ -192,7 +194,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._end_body()
             if i == reply.stall_after and self.owner.stopping.wait(reply.delay):
                 return
-            self._event({"content": text}, None)
+            if reply.pace and self.owner.stopping.wait(reply.pace):
+                return
+            try:
+                self._event({"content": text}, None)
+            except OSError:  # the client closed the connection: a real server stops generating here
+                with self.owner._lock:
+                    self.owner.abandoned += 1
+                return
         self._event({}, "stop")
         self._chunk(b"data: [DONE]\n\n")
         self._end_body()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import socket
+import time
 import traceback
 
 import pytest
@@ -55,6 +56,27 @@ def test_streams_deltas_and_sends_key_model_and_prompt(openai_server: OpenAIServ
     assert request.body["messages"] == MESSAGES
     assert request.body["temperature"] == 0.0
     assert request.body["max_tokens"] == Settings().max_answer_tokens
+
+
+def test_a_reply_read_only_in_part_closes_its_connection(openai_server: OpenAIServer) -> None:
+    """The answer stops reading once it has enough sentences; the server must learn that at once (closing the
+    connection is how llama.cpp learns it), or it writes on and the next question waits for its only slot."""
+    openai_server.enqueue(Reply(chunks=[f"word{i} " for i in range(300)], pace=0.01))
+    model = get_chat_model(_settings(openai_server))
+    stream = iter(model.stream(MESSAGES))
+    assert next(stream) == "word0 "
+    stream.close()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 2.5  # the whole reply would take 3 s
+    while openai_server.abandoned == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert openai_server.abandoned == 1
+
+
+def test_prefill_asks_for_one_token(openai_server: OpenAIServer) -> None:
+    model = get_chat_model(_settings(openai_server))
+    model.prefill(MESSAGES)
+    [request] = openai_server.requests
+    assert request.body["max_tokens"] == 1 and not request.body.get("stream") and request.body["messages"] == MESSAGES
 
 
 def test_retries_429_and_500_then_succeeds(openai_server: OpenAIServer) -> None:

@@ -109,18 +109,18 @@ def test_overview_is_answered_from_every_passage_and_never_refused(article_setti
 
 
 def test_prime_reads_the_same_prefix_as_an_overview_question(article_settings: Settings) -> None:
-    model = MockModel().enqueue(["Ready", " now"])
+    model = MockModel()
     retriever = Scoped(PARAGRAPHS)
     assert overview.prime(model, retriever, article_settings)
     asked = overview.messages("What is this about?", retriever.passages, overview.WHOLE)
-    primed = model.history[0]
+    primed = model.prefilled[0]
     assert primed[0] == asked[0]
     assert asked[1]["content"].startswith(primed[1]["content"].split("Question:")[0] + "Question:")
     # Too long to read whole: the spread pick depends on the document alone, so its prompt is primed too.
     long = Scoped([p + " " + "More detail about the coast. " * 200 for p in PARAGRAPHS * 10])
-    spread_model = MockModel().enqueue("Ready")
+    spread_model = MockModel()
     assert overview.prime(spread_model, long, article_settings)
-    assert spread_model.history[0][1]["content"].count("\n[") == overview.SPREAD_PASSAGES
+    assert spread_model.prefilled[0][1]["content"].count("\n[") == overview.SPREAD_PASSAGES
     assert not overview.prime(MockModel(), object(), article_settings)  # a retriever that can't list documents
     assert not prime_overview(settings=dataclasses.replace(article_settings, provider="extractive"))
 

@@ -124,14 +124,7 @@ def prime(model: ChatModel, retriever: Any, settings: Settings) -> bool:
     found = evidence(retriever, settings)  # whole or spread, the pick depends on the documents alone
     if found is None:
         return False
-    # The first delta comes after the whole prompt was read; closing the stream then stops generation.
-    stream = iter(model.stream(messages("", *found)))
-    try:
-        next(stream, None)
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+    model.prefill(messages("", *found))
     return True
 
 

@@ -35,6 +35,9 @@ _BACKOFF_BASE, _BACKOFF_CAP = 0.5, 8.0
 _CUT_CAUSES = {"connect": "connection lost", "timeout": "no data in time", "retry": "a server error"}
 
 
+PREFILL_TIMEOUT = 600.0  # seconds
+
+
 class Message(TypedDict):
     role: str  # "system" | "user" | "assistant"
     content: str
@@ -50,6 +53,11 @@ class ChatModel(Protocol):
 
     def yes_probability(self, messages: Sequence[Message]) -> float | None:
         """P(yes) / (P(yes) + P(no)) of a one-word reply, from the token probabilities; None without them."""
+        ...
+
+    def prefill(self, messages: Sequence[Message]) -> None:
+        """Have the server read a prompt and reply with one token, so a later prompt sharing its start is
+        served from the server's prompt cache (llama.cpp keeps it; other servers may not)."""
         ...
 
 
@@ -90,8 +98,9 @@ class OpenAICompatibleModel:
         attempt, restarted = 0, False
         while True:
             yielded = False
+            reply = self._stream_once(chat)
             try:
-                for delta in self._stream_once(chat):
+                for delta in reply:
                     yielded = True
                     yield delta
                 return
@@ -115,6 +124,8 @@ class OpenAICompatibleModel:
                     attempt += 1
                     continue
                 raise self._final_error(kind, err, attempt + 1) from None
+            finally:
+                reply.close()  # now, not whenever it is collected: closing it closes the connection
 
     def yes_probability(self, messages: Sequence[Message]) -> float | None:
         """Ask for one token with its top alternatives and score yes against no. None when the server sends
@@ -137,6 +148,17 @@ class OpenAICompatibleModel:
                 raise self._final_error(kind, err, attempt) from None
         return None
 
+    def prefill(self, messages: Sequence[Message]) -> None:
+        """One request for one token: the prompt is read, nothing is generated after it (a stream closed after
+        its first token was measured to leave llama.cpp generating on, holding its only slot)."""
+        _to_chat_messages(messages)
+        try:
+            # A long prompt on a busy CPU can take minutes; this runs in the background, so let it.
+            self._sdk().chat.completions.create(model=self.model, messages=list(messages), max_tokens=1,
+                                                temperature=0.0, timeout=PREFILL_TIMEOUT)  # fmt: skip
+        except Exception as err:  # mapped to our own messages: SDK text may quote a key
+            raise self._final_error(_classify(err), err, 1) from None
+
     def _sdk(self) -> Any:
         """The OpenAI SDK client under LlamaIndex's (its chat API has no logprobs), with the same key handling."""
         import openai
@@ -153,14 +175,21 @@ class OpenAICompatibleModel:
 
     def _stream_once(self, chat: list[Any]) -> Iterator[str]:
         finished = False
-        for chunk in self._client().stream_chat(chat):
-            if chunk.delta:
-                yield chunk.delta
-            choices = getattr(chunk.raw, "choices", None) or []
-            if choices and getattr(choices[0], "finish_reason", None):
-                finished = True
-                if choices[0].finish_reason == "length":
-                    log.info("%s reply stopped at max_answer_tokens", self.provider)
+        # One HTTP client per reply, closed when the reply ends or its reader stops early: closing the
+        # connection is the only way to tell llama.cpp to stop generating (measured: a stream merely abandoned
+        # after its first token kept the server's one slot busy ~20 s, and the next question waited for it).
+        http = _http_client(self._key, self._base_url())
+        try:
+            for chunk in self._client(http).stream_chat(chat):
+                if chunk.delta:
+                    yield chunk.delta
+                choices = getattr(chunk.raw, "choices", None) or []
+                if choices and getattr(choices[0], "finish_reason", None):
+                    finished = True
+                    if choices[0].finish_reason == "length":
+                        log.info("%s reply stopped at max_answer_tokens", self.provider)
+        finally:
+            http.close()
         if not finished:
             raise _CutOff()
 
@@ -176,29 +205,27 @@ class OpenAICompatibleModel:
         except ValueError:
             return "the model server"
 
-    def _client(self) -> Any:
+    def _client(self, http_client: Any = None) -> Any:
+        """LlamaIndex's chat client over `http_client` (a new one when None). Cheap to make: one per reply."""
         from llama_index.llms.openai_like import OpenAILike
 
         base = self._base_url()
-        with self._lock:
-            if base not in self._clients:
-                s = self._settings
-                self._clients[base] = OpenAILike(  # type: ignore[call-arg]  # http_client is an OpenAI.__init__ argument
-                    model=self.model,
-                    api_base=base,
-                    # The key travels only in the HTTP client's auth, never in LlamaIndex's object, whose repr,
-                    # to_dict() and instrumentation events would otherwise carry it.
-                    api_key="unused",
-                    http_client=_http_client(self._key, base),
-                    is_chat_model=True,
-                    context_window=self._context_window,
-                    temperature=s.temperature,
-                    max_tokens=s.max_answer_tokens,
-                    timeout=s.request_timeout,
-                    max_retries=0,  # retries are ours: the SDK's would also retry after tokens arrived
-                    reuse_client=True,
-                )
-            return self._clients[base]
+        s = self._settings
+        return OpenAILike(  # type: ignore[call-arg]  # http_client is an OpenAI.__init__ argument
+            model=self.model,
+            api_base=base,
+            # The key travels only in the HTTP client's auth, never in LlamaIndex's object, whose repr,
+            # to_dict() and instrumentation events would otherwise carry it.
+            api_key="unused",
+            http_client=http_client if http_client is not None else _http_client(self._key, base),
+            is_chat_model=True,
+            context_window=self._context_window,
+            temperature=s.temperature,
+            max_tokens=s.max_answer_tokens,
+            timeout=s.request_timeout,
+            max_retries=0,  # retries are ours: the SDK's would also retry after tokens arrived
+            reuse_client=True,
+        )
 
     def _final_error(self, kind: str, err: Exception, attempts: int) -> ModelError:
         status = getattr(err, "status_code", None)
