@@ -33,6 +33,9 @@ class _CountingModel:
     def yes_probability(self, messages: Any) -> float | None:
         return self.inner.yes_probability(messages)  # type: ignore[no-any-return]
 
+    def prefill(self, messages: Any) -> None:
+        self.inner.prefill(messages)
+
     def stream(self, messages: Any) -> Iterator[str]:
         self.deltas, self.messages = 0, list(messages)
         for delta in self.inner.stream(messages):

@@ -173,7 +173,7 @@ class OpenAICompatibleModel:
                 )  # fmt: skip
             return self._clients[key]
 
-    def _stream_once(self, chat: list[Any]) -> Iterator[str]:
+    def _stream_once(self, chat: list[Any]) -> Generator[str, None, None]:
         finished = False
         # One HTTP client per reply, closed when the reply ends or its reader stops early: closing the
         # connection is the only way to tell llama.cpp to stop generating (measured: a stream merely abandoned
