@@ -25,11 +25,11 @@ from pathlib import Path
 
 from rag.config import PROJECT_DIR, Settings
 from rag.errors import InputError
-from rag.evaluation import bench_cold, bench_documents, bench_pipeline, bench_report, bench_scale
+from rag.evaluation import bench_cold, bench_documents, bench_overview, bench_pipeline, bench_report, bench_scale
 from rag.evaluation.procs import Figures, peak_rss_mb, temp_dir
 
 DEFAULT_EVAL_JSON = PROJECT_DIR / "eval-results" / "eval.json"  # where `python -m rag eval` writes
-SECTIONS = ("index", "retrieve", "answer", "threads", "cold", "scale", "documents")
+SECTIONS = ("index", "retrieve", "answer", "threads", "cold", "scale", "documents", "overview")
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,7 @@ def _work(args: argparse.Namespace, settings: Settings, local: Settings, tmp: Pa
         "cold": cold,
         "scale": lambda: bench_scale.run_scale(plan.scale_sizes, local, plan.scale_queries),
         "documents": lambda: bench_documents.add_pdf(settings, tmp),
+        "overview": lambda: {} if not _local_model_available(settings, args.skip_llm) else bench_overview.figures(settings),
     }
 
 
