@@ -152,3 +152,16 @@ def test_local_overview_of_the_default_article(article_settings: Settings) -> No
     assert all(citation_checks(answer, source)) and failing_sentences(answer, source) == 0
     assert len({c.start for c in answer.citations}) >= 3
     assert points_covered(ARTICLE_POINTS, answer.text) >= 2, answer.text
+
+
+def test_overview_eval_mechanics(tmp_path: Path) -> None:
+    """`rag eval --answers` also scores the overview set (extractive here: no model); the mechanics, not figures."""
+    from rag.evaluation.open_answers import OVERVIEW_QUESTIONS, run_open_eval
+
+    out = tmp_path / "eval.json"
+    result = run_open_eval(Settings(), "extractive", out, questions_path=OVERVIEW_QUESTIONS, limit=2, name="overview")
+    tuning = result["open"]["tuning"]
+    assert tuning["questions"] == 2 and tuning["refused"] == 0 and tuning["3_of_4"] is not None
+    details = json.loads((tmp_path / "eval-overview-extractive.json").read_text(encoding="utf-8"))
+    assert [r["id"] for r in details["records"]] == ["ov-art-1", "ov-art-2"]
+    assert all(r["covered"] >= 1 and r["failing"] == 0 for r in details["records"])

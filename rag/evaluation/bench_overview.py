@@ -22,9 +22,8 @@ from typing import Any
 
 from rag.config import Settings
 from rag.evaluation.answers import _index, load_questions
-from rag.evaluation.open_answers import _ask, _squad_sources
+from rag.evaluation.open_answers import OVERVIEW_QUESTIONS, _ask, _squad_sources
 
-OVERVIEW_QUESTIONS = Path(__file__).resolve().parents[2] / "tests" / "data" / "overview_questions.jsonl"
 FACTUAL = {"article": "What did Erdogan and Putin agree on in Sochi?",
            "Normans": "Who was the duke in the Battle of Hastings?",
            "Computational_complexity_theory": "What is a Turing machine?"}  # fmt: skip

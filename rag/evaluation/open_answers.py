@@ -38,6 +38,7 @@ from rag.evaluation.answers import SHARED, _index, citation_checks, load_questio
 from rag.types import Answer
 
 OPEN_QUESTIONS = PROJECT_DIR / "tests" / "data" / "open_questions.jsonl"
+OVERVIEW_QUESTIONS = PROJECT_DIR / "tests" / "data" / "overview_questions.jsonl"  # same fields + only_document
 SPLITS = ("tuning", "heldout")
 SQUAD_FILES = ("Normans.json", "Computational_complexity_theory.json")
 
@@ -202,16 +203,17 @@ def run_open_eval(
     split: str | None = None,
     limit: int = 0,
     verbose: bool = False,
+    name: str = "open",
 ) -> dict[str, Any]:
     settings = dataclasses.replace(settings, provider=provider)
     rows = [r for r in load_questions(questions_path) if split is None or r["split"] == split]
     rows = rows[:limit] if limit else rows
     with tempfile.TemporaryDirectory(prefix="rag-open-eval-") as tmp:
         summary, records = evaluate_open(settings, rows, Path(tmp), verbose=verbose)
-    result = {"provider": provider, "questions_file": str(questions_path), "open": summary}
+    result = {"provider": provider, "questions_file": str(questions_path), "name": name, "open": summary}
     print_open_table(result)
     if json_path is not None:
-        details = Path(json_path).with_name(Path(json_path).stem + f"-open-{provider}.json")
+        details = Path(json_path).with_name(Path(json_path).stem + f"-{name}-{provider}.json")
         details.parent.mkdir(parents=True, exist_ok=True)
         details.write_text(json.dumps({"summary": result, "records": records}, indent=2), encoding="utf-8")
     return result
@@ -220,7 +222,7 @@ def run_open_eval(
 def print_open_table(result: dict[str, Any]) -> None:
     keys = ["questions", "points", "3_of_5", "3_of_4", "citations_ok", "failing", "sentences", "refused", "fallbacks",
             "first_token_p50", "first_words_p50", "total_p50"]
-    print(f"\nopen questions ({result['provider']})")
+    print(f"\n{result.get('name', 'open')} questions ({result['provider']})")
     print("| split | " + " | ".join(keys) + " |")
     print("|" + "---|" * (len(keys) + 1))
     for split, row in result["open"].items():

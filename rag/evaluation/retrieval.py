@@ -187,6 +187,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from rag.evaluation import open_answers  # open questions: key points covered, per split
 
         output["open_answers"] = open_answers.run_open_eval(settings, args.provider, args.json)
+        output["overview_answers"] = open_answers.run_open_eval(
+            settings, args.provider, args.json, questions_path=open_answers.OVERVIEW_QUESTIONS, name="overview"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(output, indent=2), encoding="utf-8")
     print(f"results written to {args.json}")
