@@ -165,3 +165,24 @@ def test_overview_eval_mechanics(tmp_path: Path) -> None:
     details = json.loads((tmp_path / "eval-overview-extractive.json").read_text(encoding="utf-8"))
     assert [r["id"] for r in details["records"]] == ["ov-art-1", "ov-art-2"]
     assert all(r["covered"] >= 1 and r["failing"] == 0 for r in details["records"])
+
+
+@pytest.mark.llm
+def test_local_overview_of_a_document_longer_than_the_context(shared_dir: Path, tmp_path: Path) -> None:
+    """A 25,000-character article (over the local model's 4,096 tokens): passages spread across it, every
+    sentence checked, citations from its beginning to its end."""
+    from rag.index.build import build_index
+
+    data = json.loads((shared_dir / "eval" / "squad2" / "Normans.json").read_text(encoding="utf-8"))["data"][0]
+    text = "\n\n".join(p["context"] for p in data["paragraphs"])
+    path = tmp_path / "Normans.txt"
+    path.write_text(text, encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", provider="local")
+    build_index([path], settings=settings)
+    passages, budget = overview.evidence(open_retriever(settings), settings) or ([], None)
+    assert budget is overview.SPREAD
+    answer = query("Summarize the main points of this text.", settings=settings)
+    assert answer.provider == "local" and not answer.refused, answer.text
+    assert all(citation_checks(answer, text)) and failing_sentences(answer, text) == 0
+    starts = sorted({c.start for c in answer.citations})
+    assert len(starts) >= 3 and starts[0] < len(text) // 4 and starts[-1] > len(text) // 2, starts
