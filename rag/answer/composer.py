@@ -16,17 +16,16 @@ from typing import Any
 from rag.answer import overview
 from rag.answer.answerability import Decision, decide
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
-from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, clip, select_reasons
+from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, select_reasons
 from rag.answer.evidence import passage_vectors as overview_vectors
 from rag.answer.extractive import Similarity, Unit, repeats, select
 from rag.answer.gate import fits_question
-from rag.answer.prompts import render
+from rag.answer.messages import answer_messages
 from rag.answer.support import SupportChecker
 from rag.answer.terms import content_stems, main_names, stem, stem_in
 from rag.answer.verify import Checked, check_sentence, says_cant_tell, split_complete
 from rag.errors import ModelAuthError, ModelError, RagError
 from rag.models.chat import ChatModel, Message
-from rag.text import sentence_spans
 from rag.types import Answer, Passage, Timings
 
 REFUSAL = "The article doesn't cover this: the retrieved passages don't answer the question."
@@ -264,43 +263,6 @@ class Composer:
             model=model.model if model is not None and provider != "extractive" else "",
             timings=Timings(retrieve=self._retrieved, first_token=self._first, total=total),
         )
-
-
-def answer_messages(question: str, passages: Sequence[Passage], kind: Budget = FACTUAL) -> list[Message]:
-    """System: the constant rules (cached by llama.cpp). User: the numbered passages, then the question.
-
-    Each passage is cut to its sentences that share most words with the question, so the uncached part of
-    the prompt stays near 250 tokens (first token in ~4 s on 2 cores); citations still name whole passages.
-    """
-    if kind.kind == "overview":
-        return overview.messages(question, passages, kind)
-    per_passage = kind.prompt_chars // max(1, len(passages))
-    blocks = [f"[{i}] {excerpt(question, p.text, per_passage)}" for i, p in enumerate(passages, 1)]
-    if kind is not FACTUAL:  # many passages: each one's excerpt is held to its share
-        blocks = [clip(b, per_passage + 5) for b in blocks]
-    return [
-        {"role": "system", "content": render("answer_system")},
-        {"role": "user", "content": render(kind.prompt, passages="\n\n".join(blocks), question=question)},
-    ]
-
-
-def excerpt(question: str, text: str, limit: int) -> str:
-    """`text` on one line, or, when longer than `limit`, its sentences most related to the question (in order)."""
-    flat = " ".join(text.split())
-    if len(flat) <= limit:
-        return flat
-    spans = sentence_spans(text)
-    wanted = set(content_stems(question))
-    ranked = sorted(range(len(spans)), key=lambda i: -len(wanted & set(content_stems(text[slice(*spans[i])]))))
-    chosen: list[int] = []
-    used = 0
-    for i in ranked:
-        size = spans[i][1] - spans[i][0]
-        if chosen and used + size > limit:
-            continue
-        chosen.append(i)
-        used += size
-    return " ... ".join(" ".join(text[slice(*spans[i])].split()) for i in sorted(chosen))
 
 
 def _repeats(checked: Checked, kept: list[Checked]) -> bool:
