@@ -143,7 +143,7 @@ def test_extractive_overview_quotes_the_opening_and_central_sentences(article_se
 def test_local_overview_of_the_default_article(article_settings: Settings) -> None:
     settings = dataclasses.replace(article_settings, provider="local")
     assert prime_overview(settings=settings)
-    stream = query_stream("What is this article about?", settings=settings)
+    stream = query_stream("Summarise the article.", settings=settings)
     deltas = list(stream)
     answer = stream.answer
     source = settings.corpus_path.read_text(encoding="utf-8")
