@@ -4,6 +4,7 @@ the buttons appear once they are stored. The model is a scripted OpenAI-compatib
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -120,3 +121,25 @@ def test_extractive_provider_shows_no_suggestions(
     monkeypatch.setenv("RAG_PROVIDER", "extractive")
     at = _app()
     assert _starters(at) == [] and "Ask anything about your documents." in [m.value for m in at.markdown]
+
+
+def test_the_app_reads_the_overview_prompt_ahead_only_for_the_local_model(
+    env: Settings, makers: ui_suggestions.Makers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app starts one background read of the asked-about documents' overview prompt per build and scope,
+    and only for the local model (a remote one would bill for it and keeps no cache of ours)."""
+    calls: list[tuple[str, str]] = []
+    primers = ui_suggestions.Makers(make=lambda scope, settings, model: calls.append((scope, settings.provider)))
+    monkeypatch.setattr(ui_suggestions, "PRIMERS", primers)
+    _store(env, ["What did Erdogan and Putin agree on in Sochi?"])
+    _app()
+    assert calls == []  # the scripted OpenAI-compatible server: nothing read ahead
+    retriever = rag.open_index(env)
+    local = dataclasses.replace(env, provider="local")
+    ui_suggestions.prime(local, retriever, object(), None)
+    ui_suggestions.prime(local, retriever, object(), None)  # the same build and scope: once
+    ui_suggestions.prime(local, retriever, None, None)  # no model (it failed to load): nothing
+    deadline = time.monotonic() + 10
+    while primers.busy([(str(local.store), retriever.stats.collection, "")]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert calls == [("", "local")]
