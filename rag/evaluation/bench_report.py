@@ -129,6 +129,10 @@ SINGLES = (
     ("faster than LlamaIndex's default pipeline", "target_faster_than_llamaindex_met"),
     ("higher answer-span hit@5 than LlamaIndex", "target_hit5_above_llamaindex_met"),
     ("peak RSS <= 2.5 GB", "target_peak_rss_mb_met"),
+    ("add a 50-page PDF: total (s)", "add_pdf_total_s"),
+    ("  of which embedding (s)", "add_pdf_embed_s"),
+    ("overview: first checked words p50, prompt read ahead (s)", "overview_first_words_p50_s"),
+    ("overview: first checked words, nothing read ahead, default article (s)", "overview_cold_first_words_article_s"),
 )
 
 
