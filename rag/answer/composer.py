@@ -16,8 +16,7 @@ from typing import Any
 from rag.answer import overview
 from rag.answer.answerability import Decision, decide
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
-from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, select_reasons
-from rag.answer.evidence import passage_vectors as overview_vectors
+from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, passage_vectors, select_reasons
 from rag.answer.extractive import Similarity, Unit, repeats, select
 from rag.answer.gate import fits_question
 from rag.answer.messages import answer_messages
@@ -218,7 +217,7 @@ class Composer:
 
     def _central_units(self, pool: list[Passage], covered: frozenset[int] = frozenset()) -> list[tuple[Passage, Unit]]:
         """The extractive overview: the opening sentence and the most central ones (rag.answer.overview)."""
-        vectors = overview_vectors(self.retriever, pool, self.settings)
+        vectors = passage_vectors(self.retriever, pool, self.settings)
         return [(pool[i], Unit(i, pool[i].text[s:e], s, e))
                 for i, (s, e) in overview.central_sentences(pool, vectors, covered=covered)]  # fmt: skip
 

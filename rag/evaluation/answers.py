@@ -292,10 +292,16 @@ def run_answer_eval(
             result[split], details[split] = run_split(settings, split, squad_per_kind, Path(tmp) / split, limit, only)
     print_table(result)
     if json_path is not None:
-        path = Path(json_path).with_name(Path(json_path).stem + f"-answers-{provider}.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"summary": result, "records": details}, indent=2), encoding="utf-8")
+        write_details(json_path, f"answers-{provider}", {"summary": result, "records": details})
     return result
+
+
+def write_details(json_path: Path, suffix: str, payload: dict[str, Any]) -> Path:
+    """Per-question details next to the eval's JSON: `<stem>-<suffix>.json`."""
+    path = Path(json_path).with_name(f"{Path(json_path).stem}-{suffix}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return path
 
 
 def print_table(result: dict[str, Any]) -> None:

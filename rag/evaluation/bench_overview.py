@@ -16,24 +16,18 @@ import dataclasses
 import json
 import statistics
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
 from rag.evaluation.answers import _index, load_questions
-from rag.evaluation.open_answers import OVERVIEW_QUESTIONS, _ask, _squad_sources
+from rag.evaluation.open_answers import OVERVIEW_QUESTIONS, _ask, _squad_sources, document_ids
 
 FACTUAL = {"article": "What did Erdogan and Putin agree on in Sochi?",
            "Normans": "Who was the duke in the Battle of Hastings?",
            "Computational_complexity_theory": "What is a Turing machine?"}  # fmt: skip
-
-
-def _doc_ids(settings: Settings, name: str) -> list[str]:
-    from rag.api import list_documents
-
-    docs = list_documents(settings)
-    return [d.id for d in docs if Path(d.source).stem == name] or [d.id for d in docs]
 
 
 def _timed(question: str, settings: Settings, ids: list[str]) -> dict[str, Any]:
@@ -43,8 +37,6 @@ def _timed(question: str, settings: Settings, ids: list[str]) -> dict[str, Any]:
 
 
 def run(settings: Settings, rounds: int) -> dict[str, Any]:
-    import time
-
     from rag.api import prime_overview
 
     rows = load_questions(OVERVIEW_QUESTIONS)
@@ -56,7 +48,7 @@ def run(settings: Settings, rounds: int) -> dict[str, Any]:
                       ["Normans", "Computational_complexity_theory"])]  # fmt: skip
         for indexed, names in libraries:
             for name in names:
-                ids = _doc_ids(indexed, name)
+                ids = document_ids(indexed, name)
                 questions = [r["question"] for r in rows if r["document"] == name]
                 out["cold"][name] = _timed(questions[-1], indexed, ids)  # nothing primed: the worst case
                 started = time.perf_counter()

@@ -34,7 +34,7 @@ from rag.answer.support import SupportChecker
 from rag.answer.terms import main_names
 from rag.answer.verify import split_complete
 from rag.config import PROJECT_DIR, Settings
-from rag.evaluation.answers import SHARED, _index, citation_checks, load_questions
+from rag.evaluation.answers import SHARED, _index, citation_checks, load_questions, write_details
 from rag.types import Answer
 
 OPEN_QUESTIONS = PROJECT_DIR / "tests" / "data" / "open_questions.jsonl"
@@ -136,16 +136,23 @@ def _ask(question: str, settings: Settings, documents: list[str] | None = None) 
 _primed: set[tuple[str, ...]] = set()
 
 
+def document_ids(settings: Settings, name: str) -> list[str]:
+    """Ids of the library's documents read from a file named `name`; all of them when none is (the default
+    article is the only document of its index)."""
+    from rag.api import list_documents
+
+    docs = list_documents(settings)
+    return [d.id for d in docs if Path(d.source).stem == name] or [d.id for d in docs]
+
+
 def _only(row: dict[str, Any], settings: Settings) -> list[str] | None:
     """Overview rows ("only_document") ask about their own document alone; its whole-text prompt is read first
     (as the app does when a session starts), so first_words measures a warm overview; the cold read is printed."""
     if not row.get("only_document"):
         return None
-    from rag.api import list_documents, prime_overview
+    from rag.api import prime_overview
 
-    ids = [d.id for d in list_documents(settings) if Path(d.source).stem == row["document"]]
-    if not ids:  # the default article is the only document of its index
-        ids = [d.id for d in list_documents(settings)]
+    ids = document_ids(settings, row["document"])
     key = (str(settings.index_dir), *ids)
     if key not in _primed:
         started = time.perf_counter()
@@ -213,9 +220,7 @@ def run_open_eval(
     result = {"provider": provider, "questions_file": str(questions_path), "name": name, "open": summary}
     print_open_table(result)
     if json_path is not None:
-        details = Path(json_path).with_name(Path(json_path).stem + f"-{name}-{provider}.json")
-        details.parent.mkdir(parents=True, exist_ok=True)
-        details.write_text(json.dumps({"summary": result, "records": records}, indent=2), encoding="utf-8")
+        write_details(json_path, f"{name}-{provider}", {"summary": result, "records": records})
     return result
 
 
