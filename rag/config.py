@@ -117,9 +117,10 @@ class Settings:
     request_timeout: float = 60.0
     max_retries: int = 2
     fallback_extractive: bool = True
-    # Refusing before generating: "words" (question words found in the documents) or "judge" (the model's own
-    # P(yes) with a threshold fitted on the tuning split; held-out figures in rag/answer/thresholds.json).
-    answerability: str = "words"
+    # Refusing before generating: "judge" (the model's own P(yes) over the answer's prompt, a threshold fitted on
+    # the tuning split; held-out figures in rag/answer/thresholds.json; the word gate where the model gives no
+    # probabilities) or "words" (question words found in the documents, always).
+    answerability: str = "judge"
     # Retrieval and input limits
     top_k: int = 4
     max_question_chars: int = 2000

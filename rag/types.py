@@ -76,11 +76,13 @@ class Citation:
 
 @dataclass(frozen=True)
 class Timings:
-    """Seconds spent: retrieval, until the first generated token (None if nothing was generated), total."""
+    """Seconds spent: retrieval, until the first generated token (None if nothing was generated), total, and of
+    those before the first token, deciding whether to answer at all (the answerability judgement)."""
 
     retrieve: float = 0.0
     first_token: float | None = None
     total: float = 0.0
+    decide: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 
 from rag import query, query_stream
 from rag.answer.prompts import load_prompt
-from rag.config import Settings
+from rag.config import PROJECT_DIR, Settings
 from rag.evaluation.answers import citation_checks
 from rag.types import Answer, Turn
 
@@ -119,3 +119,20 @@ def test_local_injected_document_does_not_steer_the_answer(tmp_path, local: Sett
     assert not answer.refused and "partnership" in answer.text
     for c in answer.citations:
         assert "HACKED" not in c.text  # the injected passage may be retrieved, but is never cited for a claim
+
+
+def _reworded(of: str) -> list[dict[str, object]]:
+    """A dev question and the readers' two rewordings of it (tests/data/paraphrases.jsonl)."""
+    data = PROJECT_DIR / "tests" / "data"
+    rows = [json.loads(x) for name in ("dev_questions.jsonl", "paraphrases.jsonl")
+            for x in (data / name).read_text(encoding="utf-8").splitlines() if x.strip()]  # fmt: skip
+    return [r for r in rows if of in (r["id"], r.get("of"))]
+
+
+@pytest.mark.llm
+@pytest.mark.parametrize("of", ["dev-03", "dev-30"])  # one answerable, one the article doesn't answer
+def test_local_rewordings_get_the_same_decision(of: str, local: Settings) -> None:
+    rows = _reworded(of)
+    assert len(rows) == 3
+    refused = {str(r["question"]): query(str(r["question"]), settings=local).refused for r in rows}
+    assert set(refused.values()) == {not rows[0]["answerable"]}, refused

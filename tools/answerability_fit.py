@@ -3,8 +3,8 @@
     python tools/answerability_fit.py collect [SET ...]   # scores appended to $OUT/<set>.jsonl (resumable)
     python tools/answerability_fit.py fit [--write]       # threshold on tuning, figures on every split
 
-Each question goes through the product's own parts: retrieval (top_k), the composer's answer prompt, the
-judgement request (the answer prompt plus the yes/no turn) to the local model, and the two signals that need no
+Each question goes through the product's own parts: its kind, its passages (evidence.gather), the composer's
+answer prompt, the judgement request (that prompt plus the yes/no paragraph) to the local model, and the two signals that need no
 model (names absent from the whole document; the word-coverage gate, the fallback without probabilities).
 
 Splits. Tuning (fit): dev = tests/data/dev_questions.jsonl, normans = SQuAD Normans (seed-0 sample, answerable
@@ -95,17 +95,26 @@ def _parts(corpus: str, tmp: Path) -> tuple[Any, Any]:
 
 
 def score(row: dict[str, Any], retriever: Any, settings: Any, model: Any) -> dict[str, Any]:
-    from rag.answer.answerability import JUDGED_PASSAGES, judge
+    """The production judgement of one question: its kind, its passages (`evidence.gather`), the answer's own
+    prompt with the yes/no paragraph; plus the two signals that need no model."""
+    from rag.answer.answerability import judge
     from rag.answer.composer import Composer
+    from rag.answer.evidence import gather
     from rag.answer.gate import refusal_before
+    from rag.answer.kinds import kind
     from rag.answer.support import question_coverage
 
+    question_kind = kind(row["question"])
+    path = "factual" if question_kind == "other" else question_kind
     composer = Composer(settings, retriever, model)
-    composer.start(row["question"], retriever.retrieve(row["question"], settings.top_k), time.perf_counter())
+    passages = gather(retriever, row["question"], path, settings.top_k, settings)
+    composer.start(row["question"], passages, time.perf_counter(), path)
     names = question_coverage(composer.question, composer.sources, composer.checker.allowed_names).missing_names
     started = time.perf_counter()
-    p = judge(model, composer.question, [x.text for x in composer.passages[:JUDGED_PASSAGES]])
-    return {**row, "p": p, "seconds": round(time.perf_counter() - started, 3), "names_absent": list(names),
+    # not judged, as in the pipeline: overviews (never refused) and "other" messages (the word gate decides)
+    p = None if question_kind in ("overview", "other") else judge(model, composer.prompt())
+    return {**row, "kind": question_kind, "p": p, "seconds": round(time.perf_counter() - started, 3),
+            "names_absent": list(names),
             "words_refuse": refusal_before(composer.question, composer.sources, composer.checker.allowed_names)
             is not None}  # fmt: skip
 
@@ -140,6 +149,8 @@ def _load(name: str) -> list[dict[str, Any]]:
 
 
 def refuses(row: dict[str, Any], t: float) -> bool:
+    if row.get("kind") == "overview":  # never refused before generating
+        return False
     if row["names_absent"]:
         return True
     return row["p"] < t if row["p"] is not None else bool(row["words_refuse"])
@@ -155,7 +166,15 @@ def figures(rows: list[dict[str, Any]], decide: Any) -> dict[str, Any]:
         groups.setdefault(r["of"], []).append(decide(r))
     multi = [g for g in groups.values() if len(g) > 1]
     out["flips"] = sum(len(set(g)) > 1 for g in multi) / len(multi) if multi else None
+    out["auroc"] = _auroc([r["p"] for r in pos if r["p"] is not None], [r["p"] for r in neg if r["p"] is not None])
     return out
+
+
+def _auroc(pos: list[float], neg: list[float]) -> float | None:
+    """P(an answerable question's P(yes) > an unanswerable one's): how well the probability ranks, any threshold."""
+    if not pos or not neg:
+        return None
+    return round(sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg)), 3)
 
 
 def fit(write: bool) -> None:
@@ -169,7 +188,9 @@ def fit(write: bool) -> None:
         rows = _load("article") + _load("para") if name == "article+para" else _load(name)
         if not rows:
             continue
-        new, old = figures(rows, lambda r: refuses(r, best)), figures(rows, lambda r: bool(r["words_refuse"]))
+        new = figures(rows, lambda r: refuses(r, best))
+        old = figures(rows, lambda r: r.get("kind") != "overview" and bool(r["words_refuse"]))
+        old.pop("auroc")
         report[name] = {"judge": new, "word_gate": old}
         print(f"{name:13} judge {_fmt(new)}   | word gate {_fmt(old)}")
     print(f"judgement p50 {statistics.median(seconds):.2f} s over {len(seconds)} questions" if seconds else "")
@@ -194,8 +215,10 @@ def _write(threshold: float, n: int, report: dict[str, Any]) -> None:
         "fitted_at": datetime.now(UTC).date().isoformat(),
         "tuning_questions": n,
         "model": "qwen2.5-coder-1.5b-instruct-q4_k_m (local llama.cpp server)",
-        "prompt": "answerable_user",
-        "criterion": "refuse when P(yes) < threshold; threshold = max(refusals right - false refusals) on tuning",
+        "prompt": "answer prompt + answerable_check",
+        "criterion": "refuse when a name or number of the question is absent from the document(s), or P(yes) < "
+        "threshold (messages of kind 'other': the word gate instead; overviews: never); threshold = max(refusals "
+        "right - false refusals) on tuning",
         "thresholds": {"judge": threshold},
         "report": report,
     }

@@ -53,9 +53,9 @@ def decide_one(settings: Settings, question: str, history: Sequence[str]) -> tup
     turns = validate_history([Turn(q, "") for q in history], settings)
     standalone = condense(text, turns, None)
     question_kind = kind(standalone)
-    passages, top = gather(retriever, standalone, question_kind, settings.top_k, settings)
+    passages = gather(retriever, standalone, question_kind, settings.top_k, settings)
     composer = Composer(settings, retriever, None)
-    composer.start(standalone, passages, time.perf_counter(), question_kind, judged=top)
+    composer.start(standalone, passages, time.perf_counter(), question_kind)
     refused = composer.refuse_before()
     return refused, composer.decision.reason if composer.decision else ""
 

@@ -54,14 +54,13 @@ def budget(kind: str) -> Budget:
     return FACTUAL if kind == "factual" else OPEN
 
 
-def gather(retriever: Any, question: str, kind: str, k: int, settings: Any = None) -> tuple[list[Passage], list[Passage]]:
-    """(passages to answer from, the plain top `k`): the same for a factual question; for an open one a
-    diverse pick among more candidates. The answerability judge reads the plain top `k`, as it was fitted."""
+def gather(retriever: Any, question: str, kind: str, k: int, settings: Any = None) -> list[Passage]:
+    """The passages to answer from: the plain top `k` for a factual question; for an open one a diverse pick
+    among more candidates (the answerability judgement reads the prompt built from these, as the answer does)."""
     if kind == "factual":
-        top = list(retriever.retrieve(question, k=k))
-        return top, top
+        return list(retriever.retrieve(question, k=k))
     candidates = list(retriever.retrieve(question, k=max(OPEN_CANDIDATES, k)))
-    return pick(retriever, candidates, kind, k, settings), candidates[:k]
+    return pick(retriever, candidates, kind, k, settings)
 
 
 def pick(retriever: Any, candidates: list[Passage], kind: str, k: int, settings: Any = None) -> list[Passage]:

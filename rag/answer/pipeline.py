@@ -69,15 +69,15 @@ def _steps(composer: Composer, question: str, history: tuple[Turn, ...]) -> Gene
     started = time.perf_counter()
     standalone = condense(question, history, composer.model)
     question_kind = kind(standalone)  # factual, open or overview: how much evidence, how long an answer
-    if question_kind == "other":  # not a question about the document: the factual path's checks decide (refuse)
+    about_document = question_kind != "other"
+    if not about_document:  # chit-chat, an instruction: the factual path's checks decide (refuse)
         question_kind = "factual"
     whole = overview.evidence(composer.retriever, composer.settings) if question_kind == "overview" else None
     if whole is not None:  # the whole document, or passages spread across it
         composer.start(standalone, whole[0], started, whole[1])
     else:
-        passages, top = gather(composer.retriever, standalone, question_kind, composer.settings.top_k,
-                               composer.settings)  # fmt: skip
-        composer.start(standalone, passages, started, question_kind, judged=top)
+        passages = gather(composer.retriever, standalone, question_kind, composer.settings.top_k, composer.settings)
+        composer.start(standalone, passages, started, question_kind, about_document=about_document)
     if composer.refuse_before():
         return composer.refusal()
     if composer.model is None:

@@ -7,6 +7,7 @@ Sections (each one failing on its own does not stop the others; its error is rec
   threads   1/2/4/8 threads calling `retrieve` and `query` (extractive)
   cold      fresh processes: per-stage cold start, local model first token, prompt cache, peak RSS
   scale     1k/10k/100k synthetic passages, Chroma embedded and a `chroma run` server, BM25 alongside
+  documents / overview / answerability   adding a 50-page PDF; overview answers; the judgement's cost
 Figures are p50/p95 over repeated runs after a warm-up. The JSON (--json) is one flat object; null
 means "not measured". Everything is written to temporary directories, never to the project's index/.
 """
@@ -25,11 +26,19 @@ from pathlib import Path
 
 from rag.config import PROJECT_DIR, Settings
 from rag.errors import InputError
-from rag.evaluation import bench_cold, bench_documents, bench_overview, bench_pipeline, bench_report, bench_scale
+from rag.evaluation import (
+    bench_answerability,
+    bench_cold,
+    bench_documents,
+    bench_overview,
+    bench_pipeline,
+    bench_report,
+    bench_scale,
+)
 from rag.evaluation.procs import Figures, peak_rss_mb, temp_dir
 
 DEFAULT_EVAL_JSON = PROJECT_DIR / "eval-results" / "eval.json"  # where `python -m rag eval` writes
-SECTIONS = ("index", "retrieve", "answer", "threads", "cold", "scale", "documents", "overview")
+SECTIONS = ("index", "retrieve", "answer", "threads", "cold", "scale", "documents", "overview", "answerability")
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,9 @@ def _work(args: argparse.Namespace, settings: Settings, local: Settings, tmp: Pa
         "scale": lambda: bench_scale.run_scale(plan.scale_sizes, local, plan.scale_queries),
         "documents": lambda: bench_documents.add_pdf(settings, tmp),
         "overview": lambda: {} if not _local_model_available(settings, args.skip_llm) else bench_overview.figures(settings),
+        "answerability": lambda: {}
+        if not _local_model_available(settings, args.skip_llm)
+        else bench_answerability.figures(settings, args.shared, 20 if args.quick else 0),
     }
 
 

@@ -62,7 +62,8 @@ def _one(question: str, settings: Settings) -> dict[str, Any]:
         answer = stream.answer
     finally:
         composer.answer_messages = real  # type: ignore[assignment]
-    return {"prep": answer.timings.retrieve, "first_token": answer.timings.first_token, "first_words": first,
+    return {"prep": answer.timings.retrieve, "decide": answer.timings.decide,
+            "first_token": answer.timings.first_token, "first_words": first,
             "total": answer.timings.total, "prompt_chars": sizes[0] if sizes else None,
             "sentences": answer.text.count("["), "provider": answer.provider}  # fmt: skip
 

@@ -133,6 +133,9 @@ SINGLES = (
     ("  of which embedding (s)", "add_pdf_embed_s"),
     ("overview: first checked words p50, prompt read ahead (s)", "overview_first_words_p50_s"),
     ("overview: first checked words, nothing read ahead, default article (s)", "overview_cold_first_words_article_s"),
+    ("first token p50, judged minus word gate (s)", "answerability_judge_minus_words_first_token_p50_s"),
+    ("  the judgement p50 (s)", "answerability_judge_decide_p50_s"),
+    ("  the answer's first token after it p50 (s)", "answerability_judge_after_decide_p50_s"),
 )
 
 
