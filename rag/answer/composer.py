@@ -106,7 +106,7 @@ class Composer:
         if self.overview:
             return self._central_units(pool)
         if self.budget is FACTUAL:
-            units = select(self.question, pool, similarity=self._similarity())
+            units = select(self.question, pool, similarity=self._similarity(), **self._judged_yes())
         else:  # one quoted sentence per distinct reason
             units = select_reasons(self.question, pool, similarity=self._similarity())
         if not units or not fits_question(self.question, " ".join(u.text for u in units)):
@@ -245,6 +245,13 @@ class Composer:
             if not any(repeats(unit.text, c.claim) for c in [*kept, *extra]):
                 extra.append(Checked(unit.text, (passage,)))
         return extra
+
+    def _judged_yes(self) -> dict[str, float]:
+        """Once the model judged that the passages answer the question, the quoted sentence need not share the
+        question's words (a reworded question shares few): meaning and the number rule choose it. Without that
+        judgement the question's own words must be in it, or meaning alone would quote a sentence about anything."""
+        judged = self.decision is not None and self.decision.reason == "judged" and not self.decision.refuse
+        return {"min_lexical": 0.0} if judged else {}
 
     def _similarity(self) -> Similarity | None:
         try:
