@@ -17,6 +17,7 @@ from rag.text import near_duplicate, sentence_spans
 from rag.types import Passage
 
 QUOTE_JACCARD = 0.7  # content-stem overlap above which two quoted sentences say the same
+MIN_LEXICAL = 0.3  # share of the question's (idf-weighted) words a quoted sentence must hold
 # A sentence scorer by meaning: (question, sentences) -> cosine similarities. Optional; lexical alone works.
 Similarity = Callable[[str, Sequence[str]], Sequence[float]]
 
@@ -90,7 +91,7 @@ def select(
     passages: Sequence[Passage],
     *,
     min_score: float = 0.34,
-    min_lexical: float = 0.3,
+    min_lexical: float = MIN_LEXICAL,
     max_units: int = 3,
     similarity: Similarity | None = None,
 ) -> list[Unit]:
