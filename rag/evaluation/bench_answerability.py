@@ -24,6 +24,7 @@ from rag.config import PROJECT_DIR, Settings
 from rag.evaluation.answers import _index
 from rag.evaluation.bench_open import _one
 from rag.evaluation.bench_pipeline import SHARED_DIR
+from rag.evaluation.procs import report
 
 PATHS = ("words", "judge")
 
@@ -81,10 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     result = run(Settings.from_env(), args.shared, args.limit)
-    print(json.dumps(result["summary"], indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return 0
+    return report(result["summary"], result, args.json)
 
 
 if __name__ == "__main__":

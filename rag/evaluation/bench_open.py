@@ -24,6 +24,7 @@ from typing import Any
 from rag.config import Settings
 from rag.evaluation.answers import _index, load_questions
 from rag.evaluation.open_answers import OPEN_QUESTIONS
+from rag.evaluation.procs import report
 
 
 @contextmanager
@@ -105,10 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     result = run(Settings.from_env(), args.limit, args.rounds)
-    print(json.dumps(result["summary"], indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return 0
+    return report(result["summary"], result, args.json)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import Any
 from rag.config import Settings
 from rag.evaluation.answers import _index, load_questions
 from rag.evaluation.open_answers import OVERVIEW_QUESTIONS, _ask, _squad_sources, document_ids
+from rag.evaluation.procs import report
 
 FACTUAL = {"article": "What did Erdogan and Putin agree on in Sochi?",
            "Normans": "Who was the duke in the Battle of Hastings?",
@@ -85,10 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     result = run(Settings.from_env(), args.rounds)
-    print(json.dumps({k: result[k] for k in ("summary", "prime", "cold")}, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return 0
+    return report({k: result[k] for k in ("summary", "prime", "cold")}, result, args.json)
 
 
 if __name__ == "__main__":

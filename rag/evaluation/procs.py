@@ -171,3 +171,13 @@ def env_for_child() -> dict[str, str]:
     root = str(PACKAGE_DIR.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
+
+
+def report(shown: Any, result: Any, json_path: Path | None) -> int:
+    """A bench module's ending: `shown` printed as JSON, the whole `result` written to `json_path` if given."""
+    import json
+
+    print(json.dumps(shown, indent=1))
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return 0
