@@ -212,13 +212,3 @@ def test_api_key_never_reaches_the_model_or_the_answer(retriever, settings) -> N
     assert secret not in repr(answer) and secret not in str(model.history)
     assert "partnership" in answer.text
 
-
-def test_a_judged_yes_lets_the_pointed_passage_answer_a_reworded_question(retriever, settings) -> None:  # type: ignore[no-untyped-def]
-    # The question shares no content word with the sentence that answers it ("On August 5, ... agreed in
-    # Sochi"); the model judged the passages to answer it and pointed at that passage with a bare "[n]".
-    question = "What day was the summit between the two leaders?"
-    pinned = ListRetriever({SOURCE: ARTICLE}, pinned=["The Sochi summit laid out", "On August 5"])
-    answer = ask(question, MockModel().judge(0.95).enqueue("[2]"), pinned, settings)
-    assert not answer.refused and answer.provider == "extractive"
-    assert "On August 5" in answer.text and "On August 5" in answer.citations[0].text
-    assert_citations_exact(answer)

@@ -17,7 +17,7 @@ from rag.answer import overview
 from rag.answer.answerability import Decision, decide
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
 from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, passage_vectors, select_reasons
-from rag.answer.extractive import MIN_LEXICAL, Similarity, Unit, repeats, select
+from rag.answer.extractive import Similarity, Unit, repeats, select
 from rag.answer.gate import fits_question
 from rag.answer.messages import answer_messages
 from rag.answer.support import SupportChecker
@@ -106,7 +106,7 @@ class Composer:
         if self.overview:
             return self._central_units(pool)
         if self.budget is FACTUAL:
-            units = select(self.question, pool, similarity=self._similarity(), min_lexical=self._min_lexical())
+            units = select(self.question, pool, similarity=self._similarity())
         else:  # one quoted sentence per distinct reason
             units = select_reasons(self.question, pool, similarity=self._similarity())
         if not units or not fits_question(self.question, " ".join(u.text for u in units)):
@@ -245,13 +245,6 @@ class Composer:
             if not any(repeats(unit.text, c.claim) for c in [*kept, *extra]):
                 extra.append(Checked(unit.text, (passage,)))
         return extra
-
-    def _min_lexical(self) -> float:
-        """Once the model judged that the passages answer the question, the quoted sentence need not share the
-        question's words (a reworded question shares few): meaning and the number rule choose it. Without that
-        judgement the question's own words must be in it, or meaning alone would quote a sentence about anything."""
-        judged = self.decision is not None and self.decision.reason == "judged" and not self.decision.refuse
-        return 0.0 if judged else MIN_LEXICAL
 
     def _similarity(self) -> Similarity | None:
         try:
