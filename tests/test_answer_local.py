@@ -132,14 +132,12 @@ def _reworded(of: str) -> list[dict[str, object]]:
 def _refused_before_generating(question: str, settings: Settings) -> bool:
     """The pipeline's answerability decision (names absent, else the model's judgement over the answer's prompt)."""
     from rag.answer.composer import Composer
-    from rag.answer.evidence import gather
-    from rag.answer.kinds import kind
+    from rag.answer.pipeline import begin
     from rag.models.chat import get_chat_model
     from rag.search.retriever import open_retriever
 
-    retriever, question_kind = open_retriever(settings), kind(question)
-    composer = Composer(settings, retriever, get_chat_model(settings))
-    composer.start(question, gather(retriever, question, question_kind, settings.top_k, settings), 0.0, question_kind)
+    composer = Composer(settings, open_retriever(settings), get_chat_model(settings))
+    begin(composer, question, 0.0)
     refused = composer.refuse_before()
     assert composer.decision is not None and composer.decision.reason in ("judged", "names absent")
     return refused

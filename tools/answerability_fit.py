@@ -3,7 +3,7 @@
     python tools/answerability_fit.py collect [SET ...]   # scores appended to $OUT/<set>.jsonl (resumable)
     python tools/answerability_fit.py fit [--write]       # threshold on tuning, figures on every split
 
-Each question goes through the product's own parts: its kind, its passages (evidence.gather), the composer's
+Each question goes through the product's own parts: its kind and passages (pipeline.begin), the composer's
 answer prompt, the judgement request (that prompt plus the yes/no paragraph) to the local model, and the two signals that need no
 model (names absent from the whole document; the word-coverage gate, the fallback without probabilities).
 
@@ -95,20 +95,16 @@ def _parts(corpus: str, tmp: Path) -> tuple[Any, Any]:
 
 
 def score(row: dict[str, Any], retriever: Any, settings: Any, model: Any) -> dict[str, Any]:
-    """The production judgement of one question: its kind, its passages (`evidence.gather`), the answer's own
+    """The production judgement of one question: its kind and passages (`pipeline.begin`), the answer's own
     prompt with the yes/no paragraph; plus the two signals that need no model."""
     from rag.answer.answerability import judge
     from rag.answer.composer import Composer
-    from rag.answer.evidence import gather
     from rag.answer.gate import refusal_before
-    from rag.answer.kinds import kind
+    from rag.answer.pipeline import begin
     from rag.answer.support import question_coverage
 
-    question_kind = kind(row["question"])
-    path = "factual" if question_kind == "other" else question_kind
     composer = Composer(settings, retriever, model)
-    passages = gather(retriever, row["question"], path, settings.top_k, settings)
-    composer.start(row["question"], passages, time.perf_counter(), path)
+    question_kind = begin(composer, row["question"], time.perf_counter())
     names = question_coverage(composer.question, composer.sources, composer.checker.allowed_names).missing_names
     started = time.perf_counter()
     # not judged, as in the pipeline: overviews (never refused) and "other" messages (the word gate decides)

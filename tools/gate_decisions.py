@@ -28,8 +28,7 @@ from typing import Any
 
 from rag.answer.composer import Composer
 from rag.answer.condense import condense
-from rag.answer.evidence import gather
-from rag.answer.kinds import kind
+from rag.answer.pipeline import begin
 from rag.config import Settings
 from rag.evaluation.answers import _index, article_sets, squad_sample, squad_text
 from rag.inputs import validate_history, validate_question
@@ -51,11 +50,8 @@ def decide_one(settings: Settings, question: str, history: Sequence[str]) -> tup
     retriever = open_retriever(settings)
     text = validate_question(question, settings)
     turns = validate_history([Turn(q, "") for q in history], settings)
-    standalone = condense(text, turns, None)
-    question_kind = kind(standalone)
-    passages = gather(retriever, standalone, question_kind, settings.top_k, settings)
     composer = Composer(settings, retriever, None)
-    composer.start(standalone, passages, time.perf_counter(), question_kind)
+    begin(composer, condense(text, turns, None), time.perf_counter())
     refused = composer.refuse_before()
     return refused, composer.decision.reason if composer.decision else ""
 

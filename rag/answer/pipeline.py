@@ -67,19 +67,24 @@ def answer_stream(
 
 def _steps(composer: Composer, question: str, history: tuple[Turn, ...]) -> Generator[str, None, Answer]:
     started = time.perf_counter()
-    standalone = condense(question, history, composer.model)
-    question_kind = kind(standalone)  # factual, open or overview: how much evidence, how long an answer
-    about_document = question_kind != "other"
-    if not about_document:  # chit-chat, an instruction: the factual path's checks decide (refuse)
-        question_kind = "factual"
-    whole = overview.evidence(composer.retriever, composer.settings) if question_kind == "overview" else None
-    if whole is not None:  # the whole document, or passages spread across it
-        composer.start(standalone, whole[0], started, whole[1])
-    else:
-        passages = gather(composer.retriever, standalone, question_kind, composer.settings.top_k, composer.settings)
-        composer.start(standalone, passages, started, question_kind, about_document=about_document)
+    begin(composer, condense(question, history, composer.model), started)
     if composer.refuse_before():
         return composer.refusal()
     if composer.model is None:
         return (yield from composer.extractive())
     return (yield from composer.generate())
+
+
+def begin(composer: Composer, standalone: str, started: float) -> str:
+    """The question's kind, then its evidence given to `composer` (everything before the answerability
+    decision); returns the kind the question model gave ("factual", "open", "overview" or "other")."""
+    question_kind = kind(standalone)  # factual, open or overview: how much evidence, how long an answer
+    about_document = question_kind != "other"
+    path = question_kind if about_document else "factual"  # chit-chat, an instruction: the factual checks refuse
+    whole = overview.evidence(composer.retriever, composer.settings) if path == "overview" else None
+    if whole is not None:  # the whole document, or passages spread across it
+        composer.start(standalone, whole[0], started, whole[1])
+    else:
+        passages = gather(composer.retriever, standalone, path, composer.settings.top_k, composer.settings)
+        composer.start(standalone, passages, started, path, about_document=about_document)
+    return question_kind
