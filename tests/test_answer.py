@@ -74,6 +74,18 @@ def test_wrong_citation_is_repaired_and_invention_dropped(retriever, settings) -
     assert answer.text.endswith("[1]")
 
 
+def test_numbered_list_with_markers_first_keeps_its_items(retriever, settings) -> None:  # type: ignore[no-untyped-def]
+    # The model sometimes writes "1. [3]" and then the item: the number and markers open the sentence.
+    model = MockModel().enqueue(
+        "1. [1] In 2016, the two countries launched the Turkish gas pipeline construction project.\n"
+        "2. [1] They agreed to supply Russian S-400 air defense missile systems to Turkey the following year."
+    )
+    answer = ask("What did the two countries launch in 2016?", model, retriever, settings)
+    assert answer.provider == "local" and not answer.refused
+    assert "gas pipeline" in answer.text and "S-400" in answer.text and "1." not in answer.text
+    assert_citations_exact(answer)
+
+
 def test_unsupported_answer_falls_back_to_extractive(retriever, settings) -> None:  # type: ignore[no-untyped-def]
     model = MockModel().enqueue("The presidents set a goal of 300 billion dollars by 2030 [1].")
     answer = ask("What trade goal did Erdogan and Putin set?", model, retriever, settings)

@@ -57,6 +57,9 @@ def test_strip_markers_leaves_no_marker(parts: list[str]) -> None:
         ("Trade is $1.5 billion [1]. Next", ["Trade is $1.5 billion [1]."], " Next"),
         ("- first [1]\n- second [2]\n", ["- first [1]", "- second [2]"], ""),
         ("No end yet", [], "No end yet"),
+        # A numbered list whose markers come first: number and markers stay with the item's sentence.
+        ("1. [3] Ankara worries the West. 2. [1]\nIt buys gas. 3", ["1. [3] Ankara worries the West.", "2. [1]\nIt buys gas."], " 3"),
+        ("1. [3]", [], "1. [3]"),
     ],
 )
 def test_split_complete(buffer: str, done: list[str], rest: str) -> None:

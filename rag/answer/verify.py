@@ -25,6 +25,8 @@ from rag.types import Passage
 _BOUNDARY = re.compile(rf"{SENTENCE_END}(?:[ \t]*\[[^\]\n]{{1,40}}\])*(?=\s+[^\s\[])|\n+")
 REATTRIBUTE_MARGIN = 0.15
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
+# A list item's number, alone or with the markers the model puts before the item's text ("1. [3] Turkey's ...").
+_LIST_NUMBER = re.compile(r"\d{1,2}[.)](?:[ \t]*\[[^\]\n]{1,40}\])*")
 # The model saying it can't tell. Only phrasings about the sources, so "Erdogan does not look at Russia..."
 # (a claim) is never mistaken for one.
 _CANT_TELL = re.compile(
@@ -42,6 +44,8 @@ def split_complete(buffer: str) -> tuple[list[str], str]:
     start = 0
     for match in _BOUNDARY.finditer(buffer):
         piece = buffer[start : match.end()].strip()
+        if _LIST_NUMBER.fullmatch(piece):
+            continue  # "1. [3]" opens a list item: its number and markers belong to the sentence that follows
         if piece:
             sentences.append(piece)
         start = match.end()
