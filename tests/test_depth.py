@@ -13,11 +13,13 @@ import pytest
 from rag import query, query_stream
 from rag.answer import evidence, kinds
 from rag.answer.evidence import gather, mmr
+from rag.answer.extractive import adds_to
 from rag.config import Settings
 from rag.evaluation.answers import citation_checks
 from rag.evaluation.open_answers import failing_sentences, points_covered
 from rag.search.retriever import open_retriever
 from rag.types import Answer
+from tests.fakes import MockModel
 
 MISSION = "Why didn't Turkey align with the West?"
 FACTUAL = "What did Erdogan and Putin agree on in Sochi?"
@@ -112,6 +114,30 @@ def test_extractive_open_answer_quotes_one_sentence_per_reason(article_settings:
 
 def test_points_and_failing_sentences_are_scored() -> None:
     assert points_covered([["frustration"], ["eurasian", "balance"], ["autonomy"]], "Frustration [1], balance [2].") == 2
+
+
+def test_open_answer_quotes_the_points_a_cited_passage_gives_beyond_the_models_sentence(
+    article_settings: Settings,
+) -> None:
+    # The passage gives four reasons in one sentence; the model's sentence keeps another point of it. The
+    # sentence with the reasons is quoted even though its passage is cited; a quote the model's sentence
+    # already says is not.
+    question = "Why does Putin consider the relationship with Turkey important?"
+    assert kinds.kind(question) == "open"
+    model = MockModel().judge(0.99).enqueue(
+        "Russia suffers from Western isolation and is looking for ways to ease the pressure of sanctions [1]."
+    )
+    answer = query(question, settings=dataclasses.replace(article_settings, provider="local"), model=model)
+    assert answer.provider == "local" and not answer.refused, answer.text
+    assert "geographical proximity" in answer.text, answer.text
+    source = article_settings.corpus_path.read_text(encoding="utf-8")
+    assert all(citation_checks(answer, source)) and failing_sentences(answer, source) == 0
+
+
+def test_adds_to_tells_new_points_from_repeated_ones() -> None:
+    said = ["Russia wants to ease the pressure of sanctions."]
+    assert adds_to("Turkey has geographical proximity, global trade and great economic potential.", said)
+    assert not adds_to("Russia wants to ease the pressure of sanctions and more.", said)
 
 
 @pytest.mark.llm

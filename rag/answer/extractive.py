@@ -111,6 +111,14 @@ def select(
     return chosen
 
 
+def adds_to(text: str, said: Sequence[str], share: float = 0.5) -> bool:
+    """True when at least `share` of `text`'s content words are in none of the sentences already `said`: a
+    passage sentence the model cited but only half used still brings its other points."""
+    stems = set(content_stems(text))
+    have = {t for sentence in said for t in content_stems(sentence)}
+    return bool(stems) and len(stems - have) / len(stems) >= share
+
+
 def repeats(a: str, b: str) -> bool:
     """Two sentences saying nearly the same: the article repeats a paragraph almost word for word, and quoting
     both adds nothing."""
