@@ -11,7 +11,7 @@ from rag.answer.extractive import units
 from rag.answer.gate import fits_question, refusal_before
 from rag.answer.prompts import placeholders, render
 from rag.answer.support import SupportChecker, question_coverage
-from rag.answer.terms import main_names, stem
+from rag.answer.terms import main_names, names, stem
 from rag.answer.verify import check_sentence, says_cant_tell, split_complete
 from rag.errors import ConfigError
 from rag.text import sentence_spans
@@ -154,6 +154,13 @@ def test_coverage_ignores_main_names() -> None:
 @pytest.mark.parametrize(("form", "base"), [("oversaw", "oversee"), ("sought", "seek"), ("written", "write")])
 def test_irregular_forms_share_a_stem(form: str, base: str) -> None:
     assert stem(form) == stem(base)
+
+
+def test_accented_names_are_whole_words() -> None:
+    passage = "Maciot de Bethencourt sold the rights to the islands to Enrique Pérez de Guzmán, 2nd Count de Niebla."
+    assert {"pérez", "guzmán"} <= names(passage) and "p" not in names(passage)
+    assert SupportChecker().check("Maciot sold the rights to Enrique Pérez de Guzmán.", passage).supported
+    assert not SupportChecker().check("Maciot sold the rights to Enrique Gómez.", passage).supported
 
 
 def test_a_name_stems_lowercase() -> None:

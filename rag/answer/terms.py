@@ -16,7 +16,9 @@ import Stemmer
 from rag.text import sentence_spans
 
 # Hyphens and apostrophes split words, so "Turkish-Russian" yields two names and "Turkey's" yields "Turkey".
-_WORD = re.compile(r"[A-Za-z]+|\d+(?:[.,]\d+)*")
+# Letters are any script's ("Pérez", "Erdoğan"): ASCII-only words cut "Pérez" into "P" + "rez", and a lone
+# capital "P" then counted as a name missing from every passage.
+_WORD = re.compile(r"[^\W\d_]+|\d+(?:[.,]\d+)*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _POSSESSIVE = re.compile(r"['’]s\b")
 
