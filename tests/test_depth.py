@@ -18,7 +18,7 @@ from rag.config import Settings
 from rag.evaluation.answers import citation_checks
 from rag.evaluation.open_answers import failing_sentences, points_covered
 from rag.search.retriever import open_retriever
-from rag.types import Answer
+from rag.types import Answer, Passage
 from tests.fakes import MockModel
 
 MISSION = "Why didn't Turkey align with the West?"
@@ -132,6 +132,17 @@ def test_open_answer_quotes_the_points_a_cited_passage_gives_beyond_the_models_s
     assert "geographical proximity" in answer.text, answer.text
     source = article_settings.corpus_path.read_text(encoding="utf-8")
     assert all(citation_checks(answer, source)) and failing_sentences(answer, source) == 0
+
+
+def test_select_reasons_passes_over_a_sentence_already_said() -> None:
+    text = ("The Normans had a profound effect on Irish culture after their invasion. "
+            "The Normans in Ireland built castles and settled in the Pale, and their surnames stayed.")  # fmt: skip
+    passage = Passage(source="s", text=text, start=0, end=len(text))
+    question = "What effect did the Norman invasion have on Ireland?"
+    first = evidence.select_reasons(question, [passage])
+    assert [u.text for u in first] == [text.split(". ")[0] + "."]
+    again = evidence.select_reasons(question, [passage], said=["The Normans had a profound effect on Irish culture."])
+    assert [u.text for u in again] == [text.split(". ")[1]]
 
 
 def test_adds_to_tells_new_points_from_repeated_ones() -> None:

@@ -17,7 +17,7 @@ from rag.answer import overview
 from rag.answer.answerability import Decision, decide
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
 from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, passage_vectors, select_reasons
-from rag.answer.extractive import Similarity, Unit, adds_to, repeats, select
+from rag.answer.extractive import Similarity, Unit, repeats, select
 from rag.answer.gate import fits_question
 from rag.answer.messages import answer_messages
 from rag.answer.support import SupportChecker
@@ -188,25 +188,24 @@ class Composer:
 
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
         """For an open question, the reasons the model left out: one verbatim sentence from each retrieved
-        passage (evidence.select_reasons) that neither repeats a kept sentence nor is mostly said by the kept
-        sentences citing its passage, up to the sentence budget. Quotes are exact slices of their passage, so
+        passage (evidence.select_reasons), passing over those the kept sentences mostly say, up to the sentence
+        budget. Quotes are exact slices of their passage, so
         they are true to it; select_reasons keeps only those that answer the question."""
         if self.budget is FACTUAL:
             return []
         if self.overview:
             return self._uncovered_parts(kept)
         # Every passage, cited ones too: the model's sentence often keeps one point of a passage that gives
-        # several ("because of its proximity, its role in global trade, ..."); a quote that only repeats a kept
-        # sentence is skipped below.
+        # several ("because of its proximity, its role in global trade, ..."), or one sentence of a paragraph
+        # whose next sentences hold the rest.
         pool = list(self.passages)
+        said = [c.claim for c in kept]
         extra: list[Checked] = []
-        for unit in select_reasons(self.question, pool, similarity=self._similarity(), max_units=len(pool)):
+        for unit in select_reasons(self.question, pool, similarity=self._similarity(), max_units=len(pool), said=said):
             if len(kept) + len(extra) >= self.budget.sentences:
                 break
-            passage = pool[unit.passage_index]
-            said = [c.claim for c in [*kept, *extra] if passage in c.passages]
-            if not any(repeats(unit.text, c.claim) for c in [*kept, *extra]) and adds_to(unit.text, said):
-                extra.append(Checked(unit.text, (passage,)))
+            if not any(repeats(unit.text, c.claim) for c in kept):
+                extra.append(Checked(unit.text, (pool[unit.passage_index],)))
         return extra
 
     def _sentences(self, model: ChatModel, messages: list[Message]) -> Generator[str, None, None]:

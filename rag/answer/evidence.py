@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.answer.extractive import Similarity, Unit, repeats, score_units
+from rag.answer.extractive import Similarity, Unit, adds_to, repeats, score_units
 from rag.types import Passage
 
 OPEN_CANDIDATES = 12  # passages retrieved before the diverse pick
@@ -159,15 +159,19 @@ def select_reasons(
     min_score: float = 0.3,
     min_lexical: float = 0.2,
     keep_ratio: float = 0.5,
+    said: Sequence[str] = (),
 ) -> list[Unit]:
     """Sentences to quote for an open question: the best one of each passage (the passages are already
-    diverse), no two saying the same, each answering about as well as `keep_ratio` of the best."""
+    diverse), no two saying the same, each answering about as well as `keep_ratio` of the best. Sentences
+    mostly `said` already (by the model's kept sentences) are passed over, so the passage's next best
+    sentence can bring its other points."""
     # A unit ending in ";" or ":" is half a thought ("... was not limited to the interests between them;").
     ranked = [u for u in score_units(question, passages, similarity)
               if u.score >= min_score and u.lexical >= min_lexical and not u.text.rstrip().endswith((";", ":", ","))]  # fmt: skip
     if not ranked:
         return []
-    floor = max(min_score, keep_ratio * ranked[0].score)
+    floor = max(min_score, keep_ratio * ranked[0].score)  # the bar is set by the best sentence, said or not
+    ranked = [u for u in ranked if not said or adds_to(u.text, said)]
     chosen: list[Unit] = []
     for unit in ranked:
         if len(chosen) >= max_units or unit.score < floor:
