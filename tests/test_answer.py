@@ -86,6 +86,25 @@ def test_numbered_list_with_markers_first_keeps_its_items(retriever, settings) -
     assert_citations_exact(answer)
 
 
+def test_a_sentence_sharing_no_word_with_a_reworded_question_is_kept_when_close_in_meaning(settings) -> None:  # type: ignore[no-untyped-def]
+    # "uneasy about Ankara's middle course" vs the passage's "balancing act ... source of concern": no question
+    # word beyond the article's names occurs in the sentence or its passage; e5 (real model) vouches for it.
+    retriever = ListRetriever({SOURCE: ARTICLE}, pinned=["balancing act is becoming a source of concern"])
+    model = MockModel().judge(0.99).enqueue(
+        "Turkey's balancing act is becoming a source of concern for the West and carries some risks [1]."
+    )
+    answer = ask("Why are Western governments growing uneasy about Ankara's middle course?", model, retriever, settings)
+    assert answer.provider == "local" and not answer.refused, answer.text
+    assert "source of concern" in answer.text and answer.text.endswith("[1]")
+
+
+def test_a_true_sentence_answering_another_question_is_still_dropped(settings) -> None:  # type: ignore[no-untyped-def]
+    retriever = ListRetriever({SOURCE: ARTICLE}, pinned=["It is $100 billion", "S-400"])
+    model = MockModel().judge(0.99).enqueue("The goal set by Erdogan and Putin is $100 billion [1].")
+    answer = ask("How much did Turkey pay for the S-400 systems?", model, retriever, settings)
+    assert "100 billion" not in answer.text, answer.text
+
+
 def test_unsupported_answer_falls_back_to_extractive(retriever, settings) -> None:  # type: ignore[no-untyped-def]
     model = MockModel().enqueue("The presidents set a goal of 300 billion dollars by 2030 [1].")
     answer = ask("What trade goal did Erdogan and Putin set?", model, retriever, settings)

@@ -62,7 +62,7 @@ class Composer:
         self.judge_seconds = 0.0
         self.budget: Budget = FACTUAL
         self._prompt: list[Message] | None = None  # the answer's chat, built once: judged, then sent
-        self.on_topic: OnTopic | None = None  # open questions: drops true sentences that don't answer
+        self.topic = OnTopic("", settings)  # is a sentence on the question? (set per question in start)
         self.about_document = True
 
     def start(self, standalone: str, passages: list[Passage], started: float, kind: str | Budget = "factual",
@@ -75,7 +75,7 @@ class Composer:
         self.about_document = about_document
         # open questions: more, diverse passages and a longer answer; overviews: the whole document
         self.budget = kind if isinstance(kind, Budget) else budget(kind)
-        self.on_topic = OnTopic(standalone, self.settings) if self.budget.kind == "open" else None
+        self.topic = OnTopic(standalone, self.settings)
         self._retrieved = time.perf_counter() - started
         seen = dict.fromkeys(p.source for p in passages)
         self.sources = [self.retriever.source_text(s) for s in seen]
@@ -165,7 +165,7 @@ class Composer:
             return None
         checked = check_sentence(sentence, shown, self.checker)
         if checked is None or _repeats(checked, draft.kept) or not self._relevant(checked) or (
-            self.on_topic is not None and not self.on_topic(checked.claim)
+            self.budget.kind == "open" and not self.topic(checked.claim)  # open: drops true sentences that don't answer
         ):
             draft.invented = draft.invented or bool(self.checker.foreign_names(sentence, [p.text for p in shown]))
             draft.dropped += 1
@@ -176,7 +176,9 @@ class Composer:
     def _relevant(self, checked: Checked) -> bool:
         """A true sentence can still answer another question ("$100 billion" for "how much did Turkey pay for
         the S-400?"). When the question has two or more words beyond the article's main names, the sentence or
-        its passage must contain one of them."""
+        its passage must contain one of them, or the sentence must be close to the question in meaning
+        (evidence.RELEVANT_COSINE): a reworded question ("worried about Ankara's middle path") shares no word
+        with its answer ("Turkey's balancing act is becoming a source of concern")."""
         if self.overview:
             return True  # an overview's question ("What is it about?") names no topic to look for
         common = {stem(n) for n in self.checker.allowed_names}
@@ -184,7 +186,7 @@ class Composer:
         if len(terms) < 2:
             return True
         have = set(content_stems(" ".join([checked.claim, *(p.text for p in checked.passages)])))
-        return any(stem_in(t, have) for t in terms)
+        return any(stem_in(t, have) for t in terms) or self.topic.answers(checked.claim)
 
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
         """For an open question, the reasons the model left out: one verbatim sentence from each retrieved
