@@ -7,7 +7,6 @@ main names) so each step stays a short method. Answers leave here with final num
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 from rag.answer import overview
 from rag.answer.answerability import Decision, decide
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
-from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, passage_vectors, select_reasons
+from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, cached_vectors, passage_vectors, select_reasons
 from rag.answer.extractive import Similarity, Unit, repeats, select
 from rag.answer.gate import fits_question
 from rag.answer.messages import answer_messages
@@ -181,12 +180,15 @@ class Composer:
         with its answer ("Turkey's balancing act is becoming a source of concern")."""
         if self.overview:
             return True  # an overview's question ("What is it about?") names no topic to look for
+        return self.shares_words(checked) or self.topic.answers(checked.claim)
+
+    def shares_words(self, checked: Checked) -> bool:
         common = {stem(n) for n in self.checker.allowed_names}
         terms = [t for t in dict.fromkeys(content_stems(self.question)) if t not in common]
         if len(terms) < 2:
             return True
         have = set(content_stems(" ".join([checked.claim, *(p.text for p in checked.passages)])))
-        return any(stem_in(t, have) for t in terms) or self.topic.answers(checked.claim)
+        return any(stem_in(t, have) for t in terms)
 
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
         """For an open question, the reasons the model left out: one verbatim sentence from each retrieved
@@ -254,7 +256,7 @@ class Composer:
 
     def _similarity(self) -> Similarity | None:
         try:
-            from rag.models.embed import embed_passages, embed_query, get_embedder
+            from rag.models.embed import embed_query, get_embedder
 
             embedder = get_embedder(self.settings)
         except (RagError, ImportError):
@@ -262,7 +264,7 @@ class Composer:
 
         def similarity(question: str, texts: Sequence[str]) -> list[float]:
             query = embed_query(embedder, question)
-            return [float(v @ query) for v in _unit_vectors(embedder, texts, embed_passages)]
+            return [float(v @ query) for v in cached_vectors(embedder, texts)]
 
         return similarity
 
@@ -285,27 +287,6 @@ class Composer:
 
 def _repeats(checked: Checked, kept: list[Checked]) -> bool:
     return any(c.claim == checked.claim for c in kept)
-
-
-# Sentence vectors by (embedder, text): the same article's sentences come back question after question, and
-# embedding them is most of the extractive answer's time on this CPU.
-_VECTORS: dict[tuple[int, str], Any] = {}
-_VECTORS_LOCK = threading.Lock()
-_MAX_VECTORS = 20_000
-
-
-def _unit_vectors(embedder: Any, texts: Sequence[str], embed: Any) -> list[Any]:
-    owner = id(embedder)
-    with _VECTORS_LOCK:
-        found = {t: _VECTORS[(owner, t)] for t in texts if (owner, t) in _VECTORS}
-    missing = [t for t in dict.fromkeys(texts) if t not in found]
-    if missing:
-        found.update(zip(missing, embed(embedder, missing), strict=True))
-        with _VECTORS_LOCK:
-            if len(_VECTORS) > _MAX_VECTORS:
-                _VECTORS.clear()
-            _VECTORS.update({(owner, t): found[t] for t in missing})
-    return [found[t] for t in texts]
 
 
 @functools.lru_cache(maxsize=16)

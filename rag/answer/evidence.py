@@ -126,28 +126,39 @@ def passage_vectors(retriever: Any, passages: Sequence[Passage], settings: Any =
     return matrix / np.where(norms == 0, 1.0, norms)
 
 
-_CACHE: dict[str, Any] = {}
-_CACHE_LOCK = threading.Lock()
+# Passage and sentence vectors by (embedder, text): the same article's sentences come back question after
+# question, and embedding them is most of the extractive answer's time on this CPU.
+_VECTORS: dict[tuple[int, str], Any] = {}
+_VECTORS_LOCK = threading.Lock()
+_MAX_VECTORS = 20_000
+
+
+def cached_vectors(embedder: Any, texts: Sequence[str]) -> list[Any]:
+    """Unit passage vectors of `texts`, each embedded once per embedder."""
+    from rag.models.embed import embed_passages
+
+    owner = id(embedder)
+    with _VECTORS_LOCK:
+        found = {t: _VECTORS[(owner, t)] for t in texts if (owner, t) in _VECTORS}
+    missing = [t for t in dict.fromkeys(texts) if t not in found]
+    if missing:
+        found.update(zip(missing, embed_passages(embedder, missing), strict=True))
+        with _VECTORS_LOCK:
+            if len(_VECTORS) > _MAX_VECTORS:
+                _VECTORS.clear()
+            _VECTORS.update({(owner, t): found[t] for t in missing})
+    return [found[t] for t in texts]
 
 
 def _embed(texts: Sequence[str], settings: Any) -> list[Any] | None:
     try:
         from rag.config import Settings
-        from rag.models.embed import embed_passages, get_embedder
+        from rag.models.embed import get_embedder
 
         embedder = get_embedder(settings if settings is not None else Settings())
     except Exception:  # noqa: BLE001 - no embedder: no diversity, the fused order stands
         return None
-    with _CACHE_LOCK:
-        todo = [t for t in dict.fromkeys(texts) if t not in _CACHE]
-    if todo:
-        vectors = embed_passages(embedder, todo)
-        with _CACHE_LOCK:
-            if len(_CACHE) > 20_000:
-                _CACHE.clear()
-            _CACHE.update(zip(todo, vectors, strict=True))
-    with _CACHE_LOCK:
-        return [_CACHE[t] for t in texts]
+    return cached_vectors(embedder, texts)
 
 
 def select_reasons(
@@ -216,14 +227,14 @@ class OnTopic:
     def _similarity(self, claim: str) -> float | None:
         try:
             from rag.config import Settings
-            from rag.models.embed import LocalE5, embed_passages, embed_query, get_embedder
+            from rag.models.embed import LocalE5, embed_query, get_embedder
 
             if self._embedder is None:
                 self._embedder = get_embedder(self.settings if self.settings is not None else Settings())
                 self._vector = embed_query(self._embedder, self.question)
             if not isinstance(self._embedder, LocalE5):
                 return None  # the margin was set on e5 cosines
-            return float(embed_passages(self._embedder, [claim])[0] @ self._vector)
+            return float(cached_vectors(self._embedder, [claim])[0] @ self._vector)
         except Exception:  # noqa: BLE001 - no embedder: the lexical checks alone decide
             return None
 
