@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -107,6 +108,22 @@ def test_the_threshold_was_fitted_on_the_tuning_split_only() -> None:
     for held_out in ("article_questions", "paraphrases", "Computational_complexity"):
         assert held_out not in fitted_on.split("never")[0]
     assert 0.0 < answerability.threshold() < 1.0 and "answerable_check" in data["prompt"]
+
+
+def test_the_relevance_cosine_is_fitted_on_tuning_sets_only() -> None:
+    import importlib.util
+    import inspect
+
+    from rag.answer import evidence
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "relevance_fit.py"
+    spec = importlib.util.spec_from_file_location("relevance_fit", tool)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.TUNING) == {"dev", "devpara", "normans"}  # never article, para or cct (held-out)
+    assert "tools/relevance_fit.py" in inspect.getsource(evidence)
+    assert 0.0 < evidence.RELEVANT_COSINE < 1.0
 
 
 def test_messages_that_ask_nothing_of_the_document_are_not_judged(
