@@ -193,8 +193,8 @@ class Composer:
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
         """For an open question, the reasons the model left out: one verbatim sentence from each retrieved
         passage (evidence.select_reasons), passing over those the kept sentences mostly say, up to the sentence
-        budget. Quotes are exact slices of their passage, so
-        they are true to it; select_reasons keeps only those that answer the question."""
+        budget. Quotes are exact slices of their passage, so they are true to it; select_reasons keeps only
+        those that answer the question."""
         if self.budget is FACTUAL:
             return []
         if self.overview:
