@@ -16,6 +16,7 @@ held-out figures come from the end-to-end answers eval (`python -m rag.evaluatio
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -48,21 +49,21 @@ def _recording_composer() -> Any:
     return Recording
 
 
-def _answers(row_id: str) -> dict[str, Any]:
-    """answer_any (article sets) or gold answers (SQuAD) of a question."""
+@functools.cache
+def _answer_keys() -> dict[str, dict[str, Any]]:
+    """answer_any (article sets) or gold answers (SQuAD) of every question, by id: read once."""
     from rag.evaluation.answers import SHARED
 
+    keys: dict[str, dict[str, Any]] = {}
     for path in (ROOT / "tests/data/dev_questions.jsonl", ROOT / "tests/data/paraphrases.jsonl"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip() and json.loads(line)["id"] == row_id:
-                return {"answer_any": json.loads(line).get("answer_any", [])}
+        for row in sets._jsonl(path):
+            keys[row["id"]] = {"answer_any": row.get("answer_any", [])}
     for name in sets.SQUAD_FILES.values():
         data = json.loads((SHARED / "eval" / "squad2" / name).read_text(encoding="utf-8"))["data"][0]
         for para in data["paragraphs"]:
             for qa in para["qas"]:
-                if qa["id"] == row_id:
-                    return {"golds": [a["text"] for a in qa["answers"]]}
-    return {}
+                keys[qa["id"]] = {"golds": [a["text"] for a in qa["answers"]]}
+    return keys
 
 
 def collect(names: list[str]) -> None:
@@ -85,18 +86,17 @@ def collect(names: list[str]) -> None:
                     if not composer.refuse_before():
                         for _ in composer.generate():
                             pass
-                    out.write(json.dumps({**row, **_answers(row["id"]), "sentences": composer.records}) + "\n")
+                    out.write(json.dumps({**row, **_answer_keys().get(row["id"], {}), "sentences": composer.records}) + "\n")
             print(f"{name}: done", flush=True)
 
 
 def label(row: dict[str, Any], claim: str) -> str | None:
-    from rag.evaluation.answers import normalise
+    from rag.evaluation.answers import has_answer_words, normalise
 
     if not row["answerable"]:
         return "wrong"
     if "answer_any" in row:
-        low = claim.lower()
-        return "right" if all(any(w.lower() in low for w in group) for group in row["answer_any"]) else None
+        return "right" if has_answer_words(row["answer_any"], claim) else None
     return "right" if any(normalise(g) in normalise(claim) for g in row.get("golds", [])) else None
 
 

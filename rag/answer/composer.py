@@ -202,15 +202,11 @@ class Composer:
         # Every passage, cited ones too: the model's sentence often keeps one point of a passage that gives
         # several ("because of its proximity, its role in global trade, ..."), or one sentence of a paragraph
         # whose next sentences hold the rest.
+        # (A sentence repeating a kept one is mostly said by it, so `said` passes it over too.)
         pool = list(self.passages)
-        said = [c.claim for c in kept]
-        extra: list[Checked] = []
-        for unit in select_reasons(self.question, pool, similarity=self._similarity(), max_units=len(pool), said=said):
-            if len(kept) + len(extra) >= self.budget.sentences:
-                break
-            if not any(repeats(unit.text, c.claim) for c in kept):
-                extra.append(Checked(unit.text, (pool[unit.passage_index],)))
-        return extra
+        units = select_reasons(self.question, pool, similarity=self._similarity(),
+                               max_units=self.budget.sentences - len(kept), said=[c.claim for c in kept])  # fmt: skip
+        return [Checked(u.text, (pool[u.passage_index],)) for u in units]
 
     def _sentences(self, model: ChatModel, messages: list[Message]) -> Generator[str, None, None]:
         buffer = ""

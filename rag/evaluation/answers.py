@@ -74,11 +74,14 @@ def score_one(row: dict[str, Any], answer: Answer, source_text: str, secrets: Se
     }
     if row["answerable"]:
         record["evidence"] = (not answer.refused) and any(_norm(e) in cited for e in row.get("evidence", []))
-        groups = row.get("answer_any", [])
-        record["answer_any"] = (not answer.refused) and all(
-            any(alt.lower() in text.lower() for alt in group) for group in groups
-        )
+        record["answer_any"] = (not answer.refused) and has_answer_words(row.get("answer_any", []), text)
     return record
+
+
+def has_answer_words(groups: Sequence[Sequence[str]], text: str) -> bool:
+    """Every `answer_any` group has an alternative in `text` (case-insensitive substrings)."""
+    low = text.lower()
+    return all(any(alt.lower() in low for alt in group) for group in groups)
 
 
 def citation_checks(answer: Answer, source_text: str) -> list[bool]:
