@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from rag import query, query_stream
 from rag.answer import evidence, kinds
 from rag.answer.evidence import gather, mmr
+from rag.answer.citations import strip_markers
 from rag.answer.extractive import adds_to
 from rag.config import Settings
 from rag.evaluation.answers import citation_checks
@@ -128,10 +130,45 @@ def test_open_answer_quotes_the_points_a_cited_passage_gives_beyond_the_models_s
         "Russia suffers from Western isolation and is looking for ways to ease the pressure of sanctions [1]."
     )
     answer = query(question, settings=dataclasses.replace(article_settings, provider="local"), model=model)
-    assert answer.provider == "local" and not answer.refused, answer.text
-    assert "geographical proximity" in answer.text, answer.text
+    assert not answer.refused, answer.text
+    assert answer.text.count("geographical proximity") == 1 and answer.text.count("ease the pressure") == 1, answer.text
     source = article_settings.corpus_path.read_text(encoding="utf-8")
     assert all(citation_checks(answer, source)) and failing_sentences(answer, source) == 0
+
+
+def test_open_answer_opens_with_a_cited_quote_before_the_model_writes(article_settings: Settings) -> None:
+    settings = dataclasses.replace(article_settings, provider="local")
+    source = article_settings.corpus_path.read_text(encoding="utf-8")
+    model = MockModel().judge(0.99)
+    stream = query_stream(MISSION, settings=settings, model=model)
+    deltas = iter(stream)
+    first = next(deltas)
+    assert model.judged and not model.history  # judged, and shown before the answer was even asked for
+    quote = strip_markers(first).strip()
+    assert re.search(r"\[\d+\]", first) and len(quote) > 40 and quote in source, first
+    # The model then says the quote again (dropped: nothing new) and then another shown passage's point (kept).
+    shown = re.findall(r"^\[(\d+)\] (.+)$", model.judged[0][-1]["content"], re.M)
+    other = next((n, t.split(". ")[0]) for n, t in shown if quote[:30] not in t and len(t) > 80)
+    model.enqueue(f"{quote} {other[1]} [{other[0]}].")
+    rest = "".join(deltas)
+    answer = stream.answer
+    assert answer.text == first + rest and answer.text.count(quote) == 1, answer.text
+    assert answer.provider == "local" and other[1] in answer.text, (other, answer.text)
+    assert all(citation_checks(answer, source)) and failing_sentences(answer, source) == 0
+
+
+def test_open_answer_of_quotes_only_is_labelled_extractive(article_settings: Settings) -> None:
+    model = MockModel().judge(0.99).enqueue("Bananas are yellow [1].")  # fails its check
+    answer = query(MISSION, settings=dataclasses.replace(article_settings, provider="local"), model=model)
+    assert not answer.refused and answer.provider == "extractive" and "Bananas" not in answer.text, answer.text
+    assert len(reasons_in([c.text for c in answer.citations])) >= 2, answer.text
+
+
+def test_factual_answer_has_no_lead_quote(article_settings: Settings) -> None:
+    model = MockModel().judge(0.99).enqueue("Erdogan and Putin agreed on a partnership in Sochi [1].")
+    stream = query_stream(FACTUAL, settings=dataclasses.replace(article_settings, provider="local"), model=model)
+    first = next(iter(stream))
+    assert model.history and first.startswith("Erdogan"), first  # the model's own sentence comes first
 
 
 def test_select_reasons_passes_over_a_sentence_already_said() -> None:

@@ -15,8 +15,8 @@ from typing import Any
 from rag.answer import overview
 from rag.answer.answerability import Decision, decide
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
-from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, cached_vectors, passage_vectors, select_reasons
-from rag.answer.extractive import Similarity, Unit, repeats, select
+from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, cached_vectors, select_reasons
+from rag.answer.extractive import Similarity, Unit, adds_to, select
 from rag.answer.gate import fits_question
 from rag.answer.messages import answer_messages
 from rag.answer.support import SupportChecker
@@ -39,6 +39,7 @@ class _Draft:
     """What the checks made of the model's reply so far."""
 
     kept: list[Checked] = field(default_factory=list)
+    lead: list[Checked] = field(default_factory=list)  # the quote an open answer opens with (in kept too)
     pointed: list[Passage] = field(default_factory=list)  # passages named by a bare "[2]" with no sentence
     dropped: int = 0
     cant_tell: bool = False  # the model said the passages don't tell
@@ -103,7 +104,7 @@ class Composer:
         """Sentences to quote, from `among` (default: every retrieved passage), with their passages."""
         pool = list(among) if among is not None else self.passages
         if self.overview:
-            return self._central_units(pool)
+            return overview.central_units(self.retriever, self.settings, pool)
         if self.budget is FACTUAL:
             units = select(self.question, pool, similarity=self._similarity())
         else:  # one quoted sentence per distinct reason
@@ -129,6 +130,10 @@ class Composer:
         assert self.model is not None  # noqa: S101 - only called with a model
         shown = self.passages[: self.budget.prompt_passages]
         draft, numbering = _Draft(), Numbering()
+        draft.lead = self._lead()
+        for lead in draft.lead:
+            draft.kept.append(lead)
+            yield render_sentence(lead.claim, lead.passages, numbering)
         sentences = self._sentences(self.model, self.prompt())
         try:
             for sentence in sentences:
@@ -142,16 +147,18 @@ class Composer:
         except ModelError:
             if not self.settings.fallback_extractive:
                 raise
-            return (yield from self.extractive(draft.pointed))
+            if not draft.kept:
+                return (yield from self.extractive(draft.pointed))
         finally:
             sentences.close()  # stops generation (closes the HTTP stream) when we stop early
         kept = draft.kept
+        wrote = len(kept) > len(draft.lead)  # a sentence of the model's own passed its checks
         if kept and fits_question(self.question, " ".join(c.claim for c in kept)):
             for extra in self._supplement(kept):
                 kept.append(extra)
                 yield " " + render_sentence(extra.claim, extra.passages, numbering)
             text = " ".join(render_sentence(c.claim, c.passages, numbering) for c in kept)
-            return self._answer(text, numbering)
+            return self._answer(text, numbering, provider=None if wrote else "extractive")  # quotes only: say so
         if not kept and not draft.pointed and (draft.cant_tell or draft.invented):
             return self.refusal()  # the model says, or shows by reaching outside them, that the passages can't tell
         return (yield from self.extractive(draft.pointed))
@@ -164,6 +171,8 @@ class Composer:
             return None
         checked = check_sentence(sentence, shown, self.checker)
         if checked is None or _repeats(checked, draft.kept) or not self._relevant(checked) or (
+            draft.lead and not adds_to(checked.claim, [c.claim for c in draft.lead])  # says the quote again
+        ) or (
             self.budget.kind == "open" and not self.topic(checked.claim)  # open: drops true sentences that don't answer
         ):
             draft.invented = draft.invented or bool(self.checker.foreign_names(sentence, [p.text for p in shown]))
@@ -190,6 +199,18 @@ class Composer:
         have = set(content_stems(" ".join([checked.claim, *(p.text for p in checked.passages)])))
         return any(stem_in(t, have) for t in terms)
 
+    def _lead(self) -> list[Checked]:
+        """An open answer opens with the retrieved sentence that answers best, quoted and cited, before the model
+        writes: reading the longer open prompt and writing a whole first sentence before it can be checked took
+        ~1.4 s past the first token on this CPU, and the quote is true to its passage by construction."""
+        if self.budget is FACTUAL or self.overview:
+            return []
+        pool = list(self.passages)
+        units = select_reasons(self.question, pool, similarity=self._similarity(), max_units=1)
+        if not units or not fits_question(self.question, units[0].text):
+            return []
+        return [Checked(units[0].text, (pool[units[0].passage_index],))]
+
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
         """For an open question, the reasons the model left out: one verbatim sentence from each retrieved
         passage (evidence.select_reasons), passing over those the kept sentences mostly say, up to the sentence
@@ -198,7 +219,7 @@ class Composer:
         if self.budget is FACTUAL:
             return []
         if self.overview:
-            return self._uncovered_parts(kept)
+            return overview.uncovered_parts(self.retriever, self.settings, self.passages, kept, self.budget.sentences)
         # Every passage, cited ones too: the model's sentence often keeps one point of a passage that gives
         # several ("because of its proximity, its role in global trade, ..."), or one sentence of a paragraph
         # whose next sentences hold the rest.
@@ -231,24 +252,6 @@ class Composer:
     @property
     def overview(self) -> bool:
         return self.budget.kind == "overview"
-
-    def _central_units(self, pool: list[Passage], covered: frozenset[int] = frozenset()) -> list[tuple[Passage, Unit]]:
-        """The extractive overview: the opening sentence and the most central ones (rag.answer.overview)."""
-        vectors = passage_vectors(self.retriever, pool, self.settings)
-        return [(pool[i], Unit(i, pool[i].text[s:e], s, e))
-                for i, (s, e) in overview.central_sentences(pool, vectors, covered=covered)]  # fmt: skip
-
-    def _uncovered_parts(self, kept: list[Checked]) -> list[Checked]:
-        """For an overview: a quoted central sentence from each part of the document the model's sentences
-        left out (a 1.5B model often stops after two or three points)."""
-        cited = frozenset(i for i, p in enumerate(self.passages) if any(p in c.passages for c in kept))
-        extra: list[Checked] = []
-        for passage, unit in self._central_units(self.passages, cited):
-            if len(kept) + len(extra) >= self.budget.sentences:
-                break
-            if not any(repeats(unit.text, c.claim) for c in [*kept, *extra]):
-                extra.append(Checked(unit.text, (passage,)))
-        return extra
 
     def _similarity(self) -> Similarity | None:
         try:

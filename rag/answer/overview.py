@@ -26,8 +26,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rag.answer.evidence import Budget, clip
+from rag.answer.evidence import Budget, clip, passage_vectors
+from rag.answer.extractive import Unit, repeats
 from rag.answer.prompts import render
+from rag.answer.verify import Checked
 from rag.config import Settings
 from rag.models.chat import ChatModel, Message
 from rag.text import sentence_spans
@@ -126,6 +128,28 @@ def prime(model: ChatModel, retriever: Any, settings: Settings) -> bool:
         return False
     model.prefill(messages("", *found))
     return True
+
+
+def central_units(retriever: Any, settings: Any, pool: list[Passage],
+                  covered: frozenset[int] = frozenset()) -> list[tuple[Passage, Unit]]:  # fmt: skip
+    """The extractive overview of `pool`: its opening sentence and its most central ones, as quotable units."""
+    vectors = passage_vectors(retriever, pool, settings)
+    return [(pool[i], Unit(i, pool[i].text[s:e], s, e))
+            for i, (s, e) in central_sentences(pool, vectors, covered=covered)]  # fmt: skip
+
+
+def uncovered_parts(retriever: Any, settings: Any, passages: list[Passage], kept: Sequence[Checked],
+                    most: int) -> list[Checked]:  # fmt: skip
+    """A quoted central sentence from each part of the document the model's `kept` sentences left out (a 1.5B
+    model often stops after two or three points), up to `most` sentences in all."""
+    cited = frozenset(i for i, p in enumerate(passages) if any(p in c.passages for c in kept))
+    extra: list[Checked] = []
+    for passage, unit in central_units(retriever, settings, passages, cited):
+        if len(kept) + len(extra) >= most:
+            break
+        if not any(repeats(unit.text, c.claim) for c in [*kept, *extra]):
+            extra.append(Checked(unit.text, (passage,)))
+    return extra
 
 
 def central_sentences(passages: Sequence[Passage], vectors: np.ndarray | None, most: int = 6,
