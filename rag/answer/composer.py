@@ -108,7 +108,7 @@ class Composer:
         if self.budget is FACTUAL:
             units = select(self.question, pool, similarity=self._similarity())
         else:  # one quoted sentence per distinct reason
-            units = select_reasons(self.question, pool, similarity=self._similarity())
+            units = select_reasons(self.question, pool, similarity=self._similarity(), max_units=self.budget.sentences)
         if not units or not fits_question(self.question, " ".join(u.text for u in units)):
             return []
         return [(pool[u.passage_index], u) for u in units]
