@@ -182,6 +182,15 @@ def test_select_reasons_passes_over_a_sentence_already_said() -> None:
     assert [u.text for u in again] == [text.split(". ")[1]]
 
 
+def test_select_reasons_skips_a_sentence_whose_first_half_the_passage_cut_off() -> None:
+    # The chunk starts mid-thought: its first sentence points back to text that isn't in the passage.
+    text = ("This is what could not have been done between the Normans and Ireland in those years. "
+            "The Normans in Ireland built castles and settled in the Pale, and their surnames stayed.")  # fmt: skip
+    passage = Passage(source="s", text=text, start=0, end=len(text))
+    chosen = evidence.select_reasons("What did the Normans do in Ireland?", [passage])
+    assert [u.text for u in chosen] == [text.split(". ")[1]]
+
+
 def test_adds_to_tells_new_points_from_repeated_ones() -> None:
     said = ["Russia wants to ease the pressure of sanctions."]
     assert adds_to("Turkey has geographical proximity, global trade and great economic potential.", said)

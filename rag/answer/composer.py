@@ -133,6 +133,7 @@ class Composer:
         draft.lead = self._lead()
         for lead in draft.lead:
             draft.kept.append(lead)
+            self._first = self._first or time.perf_counter() - self._started  # the first words shown, as extractive
             yield render_sentence(lead.claim, lead.passages, numbering)
         sentences = self._sentences(self.model, self.prompt())
         try:

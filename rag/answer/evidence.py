@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.answer.extractive import Similarity, Unit, adds_to, repeats, score_units
+from rag.answer.extractive import Similarity, Unit, adds_to, points_back, repeats, score_units
 from rag.types import Passage
 
 OPEN_CANDIDATES = 12  # passages retrieved before the diverse pick
@@ -178,9 +178,11 @@ def select_reasons(
     diverse), no two saying the same, each answering about as well as `keep_ratio` of the best. Sentences
     mostly `said` already (by the model's kept sentences) are passed over, so the passage's next best
     sentence can bring its other points."""
-    # A unit ending in ";" or ":" is half a thought ("... was not limited to the interests between them;").
+    # A unit ending in ";" or ":" is half a thought ("... was not limited to the interests between them;"), and so
+    # is one whose first half was cut off by the passage's start.
     ranked = [u for u in score_units(question, passages, similarity)
-              if u.score >= min_score and u.lexical >= min_lexical and not u.text.rstrip().endswith((";", ":", ","))]  # fmt: skip
+              if u.score >= min_score and u.lexical >= min_lexical and not u.text.rstrip().endswith((";", ":", ","))
+              and not points_back(u.text)]  # fmt: skip
     if not ranked:
         return []
     floor = max(min_score, keep_ratio * ranked[0].score)  # the bar is set by the best sentence, said or not

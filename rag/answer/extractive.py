@@ -52,6 +52,12 @@ def units(passages: Sequence[Passage]) -> list[Unit]:
     return found
 
 
+def points_back(text: str) -> bool:
+    """A unit that still opens like a continuation: `units` merges those into the sentence before, so this one
+    opens its passage and what it points back to ("This is what could not have been done ...") was cut off."""
+    return bool(_CONTINUATION.match(text))
+
+
 def _idf(question_terms: list[str], pool: list[set[str]]) -> dict[str, float]:
     n = len(pool) or 1
     return {t: math.log(1 + n / (1 + sum(1 for u in pool if stem_in(t, u)))) for t in question_terms}
