@@ -164,6 +164,17 @@ def test_open_answer_of_quotes_only_is_labelled_extractive(article_settings: Set
     assert len(reasons_in([c.text for c in answer.citations])) >= 2, answer.text
 
 
+def test_open_answer_whose_model_only_agrees_with_the_quote_is_the_models(article_settings: Settings) -> None:
+    settings = dataclasses.replace(article_settings, provider="local")
+    model = MockModel().judge(0.99)
+    stream = query_stream(MISSION, settings=settings, model=model)
+    deltas = iter(stream)
+    first = next(deltas)
+    model.enqueue(f"{strip_markers(first).strip()} [1]")  # a checked sentence that says the quote again
+    rest = "".join(deltas)
+    assert stream.answer.provider == "local" and (first + rest).count(strip_markers(first).strip()) == 1
+
+
 def test_factual_answer_has_no_lead_quote(article_settings: Settings) -> None:
     model = MockModel().judge(0.99).enqueue("Erdogan and Putin agreed on a partnership in Sochi [1].")
     stream = query_stream(FACTUAL, settings=dataclasses.replace(article_settings, provider="local"), model=model)

@@ -40,6 +40,7 @@ class _Draft:
 
     kept: list[Checked] = field(default_factory=list)
     lead: list[Checked] = field(default_factory=list)  # the quote an open answer opens with (in kept too)
+    echoed: bool = False  # a model sentence passed its checks but only said the lead quote again
     pointed: list[Passage] = field(default_factory=list)  # passages named by a bare "[2]" with no sentence
     dropped: int = 0
     cant_tell: bool = False  # the model said the passages don't tell
@@ -153,7 +154,7 @@ class Composer:
         finally:
             sentences.close()  # stops generation (closes the HTTP stream) when we stop early
         kept = draft.kept
-        wrote = len(kept) > len(draft.lead)  # a sentence of the model's own passed its checks
+        wrote = len(kept) > len(draft.lead) or draft.echoed  # a sentence of the model's own passed its checks
         if kept and fits_question(self.question, " ".join(c.claim for c in kept)):
             for extra in self._supplement(kept):
                 kept.append(extra)
@@ -171,9 +172,9 @@ class Composer:
             draft.pointed += [shown[n - 1] for n in marker_numbers(sentence) if 1 <= n <= len(shown)]
             return None
         checked = check_sentence(sentence, shown, self.checker)
-        if checked is None or _repeats(checked, draft.kept) or not self._relevant(checked) or (
-            draft.lead and not adds_to(checked.claim, [c.claim for c in draft.lead])  # says the quote again
-        ) or (
+        echo = checked is not None and bool(draft.lead) and not adds_to(checked.claim, [c.claim for c in draft.lead])
+        draft.echoed = draft.echoed or echo  # the model's checked sentence says what the quote says: it agrees
+        if checked is None or echo or _repeats(checked, draft.kept) or not self._relevant(checked) or (
             self.budget.kind == "open" and not self.topic(checked.claim)  # open: drops true sentences that don't answer
         ):
             draft.invented = draft.invented or bool(self.checker.foreign_names(sentence, [p.text for p in shown]))
