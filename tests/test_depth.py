@@ -13,8 +13,8 @@ import pytest
 
 from rag import query, query_stream
 from rag.answer import evidence, kinds
-from rag.answer.evidence import gather, mmr
 from rag.answer.citations import strip_markers
+from rag.answer.evidence import gather, mmr
 from rag.answer.extractive import adds_to
 from rag.config import Settings
 from rag.evaluation.answers import citation_checks

@@ -149,8 +149,7 @@ class Composer:
         except ModelError:
             if not self.settings.fallback_extractive:
                 raise
-            if not draft.kept:
-                return (yield from self.extractive(draft.pointed))
+            return (yield from self.extractive(draft.pointed))  # a cut-off reply is never the final answer
         finally:
             sentences.close()  # stops generation (closes the HTTP stream) when we stop early
         kept = draft.kept

@@ -4,9 +4,9 @@ A factual question ("What did they agree on in Sochi?") keeps today's top-k pass
 An open question ("Why didn't Turkey align with the West?") or an overview gets more candidates from the
 retriever and a diversity-aware pick among them, maximal marginal relevance (MMR): each next passage is the one
 best balancing its fused retrieval score against its cosine similarity to the passages already chosen, so the
-model sees several distinct points rather than near-copies of one. The answer may then run to 8 sentences (the
-model's own, up to six as its prompt asks, then quoted reasons it left out), while the prompt stays about as long as a factual one (one or two sentences from each passage), so the first
-checked words come about as fast.
+model sees several distinct points rather than near-copies of one. The answer may then run to 8 sentences (a
+quoted lead, the model's own, up to six as its prompt asks, then quoted reasons it left out), while the prompt
+stays about as long as a factual one (one or two sentences from each passage).
 
 The extractive provider does the same with `select_reasons`: one quoted sentence per distinct reason.
 """
