@@ -130,6 +130,21 @@ def test_reply_cut_off_mid_stream_is_never_the_final_answer(
         list(strict)
 
 
+def test_open_answer_cut_off_after_its_lead_quote_is_never_the_final_answer(
+    article_settings: Settings, openai_server: OpenAIServer
+) -> None:
+    # An open answer shows a quoted lead before the model writes; a reply cut off after a good sentence still
+    # ends as the whole extractive answer, not as the lead plus the partial reply.
+    question = "Why didn't Turkey align with the West?"
+    good = "Moreover, the Eurasian tendencies of Turkey under Erdogan have widened the gap with the West [1]."
+    openai_server.enqueue(Reply(chunks=[good, " They also agreed", " to buy more gas."], drop_after=2))
+    stream = rag.query_stream(question, settings=_settings(article_settings, openai_server))
+    shown = list(stream)
+    answer = stream.answer
+    expected = rag.query(question, settings=dataclasses.replace(article_settings, provider="extractive"))
+    assert len(shown) >= 2 and answer.provider == "extractive" and answer.text == expected.text, answer.text
+
+
 @pytest.mark.timeout(60)
 def test_unreachable_chroma_server_fails_fast_through_query(tmp_path: Path) -> None:
     port = free_port()  # nothing listens here
