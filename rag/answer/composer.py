@@ -101,15 +101,17 @@ class Composer:
 
     # -- extractive ------------------------------------------------------------------------------------
 
-    def select_units(self, among: Sequence[Passage] | None = None) -> list[tuple[Passage, Unit]]:
-        """Sentences to quote, from `among` (default: every retrieved passage), with their passages."""
+    def select_units(self, among: Sequence[Passage] | None = None, most: int = 0) -> list[tuple[Passage, Unit]]:
+        """Sentences to quote, from `among` (default: every retrieved passage), with their passages; for an
+        open question up to `most` (default: the answer's sentence budget)."""
         pool = list(among) if among is not None else self.passages
         if self.overview:
             return overview.central_units(self.retriever, self.settings, pool)
         if self.budget is FACTUAL:
             units = select(self.question, pool, similarity=self._similarity())
         else:  # one quoted sentence per distinct reason
-            units = select_reasons(self.question, pool, similarity=self._similarity(), max_units=self.budget.sentences)
+            units = select_reasons(self.question, pool, similarity=self._similarity(),
+                                   max_units=most or self.budget.sentences)  # fmt: skip
         if not units or not fits_question(self.question, " ".join(u.text for u in units)):
             return []
         return [(pool[u.passage_index], u) for u in units]
@@ -206,11 +208,7 @@ class Composer:
         ~1.4 s past the first token on this CPU, and the quote is true to its passage by construction."""
         if self.budget is FACTUAL or self.overview:
             return []
-        pool = list(self.passages)
-        units = select_reasons(self.question, pool, similarity=self._similarity(), max_units=1)
-        if not units or not fits_question(self.question, units[0].text):
-            return []
-        return [Checked(units[0].text, (pool[units[0].passage_index],))]
+        return [Checked(unit.text, (passage,)) for passage, unit in self.select_units(most=1)]
 
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
         """For an open question, the reasons the model left out: one verbatim sentence from each retrieved

@@ -119,12 +119,31 @@ def embed_passages(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
     return _normalise(np.asarray(_remote(embedder.get_text_embedding_batch, list(texts)), dtype=np.float32))
 
 
+# One question is embedded by the retriever, the kind model, and the answer's checks and quote choice: the
+# vectors of recent queries are kept per embedder so each is computed (or paid for, remotely) once.
+# The embedder is kept with its vectors so its id can't be reused by another one while they are cached.
+_QUERIES: dict[tuple[int, str], tuple[Embedder, np.ndarray]] = {}
+_QUERIES_LOCK = threading.Lock()
+_MAX_QUERIES = 256
+
+
 def embed_query(embedder: Embedder, text: str) -> np.ndarray:
-    """(dim,) L2-normalised query vector."""
+    """(dim,) L2-normalised query vector (read-only: it may be shared)."""
+    key = (id(embedder), text)
+    with _QUERIES_LOCK:
+        found = _QUERIES.get(key)
+    if found is not None and found[0] is embedder:
+        return found[1]
     if isinstance(embedder, LocalE5):
-        return embedder.query_array(text)
-    vector = np.asarray(_remote(embedder.get_query_embedding, text), dtype=np.float32)
-    return _normalise(vector[None, :])[0]
+        vector = np.array(embedder.query_array(text), dtype=np.float32)
+    else:
+        vector = _normalise(np.asarray(_remote(embedder.get_query_embedding, text), dtype=np.float32)[None, :])[0]
+    vector.setflags(write=False)
+    with _QUERIES_LOCK:
+        if len(_QUERIES) >= _MAX_QUERIES:
+            _QUERIES.clear()
+        _QUERIES[key] = (embedder, vector)
+    return vector
 
 
 def _remote(call: Any, arg: Any) -> Any:
