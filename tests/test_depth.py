@@ -187,10 +187,24 @@ def test_select_reasons_passes_over_a_sentence_already_said() -> None:
             "The Normans in Ireland built castles and settled in the Pale, and their surnames stayed.")  # fmt: skip
     passage = Passage(source="s", text=text, start=0, end=len(text))
     question = "What effect did the Norman invasion have on Ireland?"
-    first = evidence.select_reasons(question, [passage])
+    first = evidence.select_reasons(question, [passage], max_units=1)
     assert [u.text for u in first] == [text.split(". ")[0] + "."]
     again = evidence.select_reasons(question, [passage], said=["The Normans had a profound effect on Irish culture."])
     assert [u.text for u in again] == [text.split(". ")[1]]
+
+
+def test_select_reasons_quotes_a_sentence_with_the_one_after_it_while_the_budget_lasts() -> None:
+    # The sentence nearest the question names its topic; the reason follows it.
+    text = ("In April 1191 Richard the Lion-hearted left Messina with a large fleet to reach Acre. "
+            "But a storm dispersed the fleet. Survivors were taken prisoner by the despot of Cyprus.")  # fmt: skip
+    passage = Passage(source="s", text=text, start=0, end=len(text))
+    question = "Why did Richard the Lion-hearted go to Cyprus?"
+    pair = evidence.select_reasons(question, [passage], max_units=2)
+    assert [u.text for u in pair] == [text[: text.index(" Survivors")]]
+    assert pair[0].start == 0 and text[pair[0].start : pair[0].end] == pair[0].text  # one exact slice
+    assert [u.text for u in evidence.select_reasons(question, [passage], max_units=1)] == [text.split(". ")[0] + "."]
+    said = ["But a storm dispersed the fleet."]  # what the model already wrote is not quoted again
+    assert [u.text for u in evidence.select_reasons(question, [passage], max_units=2, said=said)] == [text.split(". ")[0] + "."]
 
 
 def test_select_reasons_skips_a_sentence_whose_first_half_the_passage_cut_off() -> None:

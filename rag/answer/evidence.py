@@ -8,7 +8,8 @@ model sees several distinct points rather than near-copies of one. The answer ma
 quoted lead, the model's own, up to six as its prompt asks, then quoted reasons it left out), while the prompt
 stays about as long as a factual one (one or two sentences from each passage).
 
-The extractive provider does the same with `select_reasons`: one quoted sentence per distinct reason.
+The extractive provider does the same with `select_reasons`: one quote per distinct reason, each the sentence
+nearest the question with the sentence after it while the sentence budget lasts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.answer.extractive import Similarity, Unit, adds_to, points_back, repeats, score_units
+from rag.answer.extractive import Similarity, Unit, adds_to, points_back, repeats, score_units, with_next
 from rag.types import Passage
 
 OPEN_CANDIDATES = 12  # passages retrieved before the diverse pick
@@ -194,7 +195,30 @@ def select_reasons(
         if any(c.passage_index == unit.passage_index or repeats(unit.text, c.text) for c in chosen):
             continue
         chosen.append(unit)
-    return chosen
+    return _followed(chosen, passages, max_units, said)
+
+
+def _followed(chosen: list[Unit], passages: Sequence[Passage], max_units: int, said: Sequence[str]) -> list[Unit]:
+    """Each chosen sentence quoted with the sentence after it, best first, while the budget (in sentences)
+    lasts. The sentence nearest a "why" or "how" question names its topic; the text's explanation tends to
+    follow it ("Richard left Messina ... But a storm dispersed the fleet."). On the tuning open questions
+    the 8 quotes covered 0.518 of the key points as single sentences, 0.70 with the next ones (0.63 at the
+    same number of sentences); held-out figures in the README."""
+    out: list[Unit] = []
+    used = 0
+    for unit in chosen:
+        if used >= max_units:
+            break
+        longer = with_next(unit, passages[unit.passage_index]) if used + 2 <= max_units else None
+        extra = longer.text[len(unit.text) :] if longer is not None else ""
+        fresh = not any(repeats(extra, other.text) for other in chosen) and (not said or adds_to(extra, said))
+        if longer is not None and fresh:
+            out.append(longer)
+            used += 2
+        else:
+            out.append(unit)
+            used += 1
+    return out
 
 
 # A checked sentence whose question words are absent ("worried" for the passage's "concern") still answers when

@@ -52,6 +52,16 @@ def units(passages: Sequence[Passage]) -> list[Unit]:
     return found
 
 
+def with_next(unit: Unit, passage: Passage) -> Unit | None:
+    """`unit` extended over the sentence that follows it in its passage (one exact slice), or None at the
+    passage's end."""
+    after = next((u for u in units([passage]) if u.start >= unit.end), None)
+    if after is None:
+        return None
+    return Unit(unit.passage_index, passage.text[unit.start : after.end], unit.start, after.end, unit.score,
+                unit.lexical)  # fmt: skip
+
+
 def points_back(text: str) -> bool:
     """A unit that still opens like a continuation: `units` merges those into the sentence before, so this one
     opens its passage and what it points back to ("This is what could not have been done ...") was cut off."""
