@@ -16,6 +16,7 @@ from rag.answer import evidence, kinds
 from rag.answer.citations import strip_markers
 from rag.answer.evidence import gather, mmr
 from rag.answer.extractive import adds_to
+from rag.answer.verify import unfinished
 from rag.config import Settings
 from rag.evaluation.answers import citation_checks
 from rag.evaluation.open_answers import failing_sentences, points_covered
@@ -173,6 +174,27 @@ def test_open_answer_whose_model_only_agrees_with_the_quote_is_the_models(articl
     model.enqueue(f"{strip_markers(first).strip()} [1]")  # a checked sentence that says the quote again
     rest = "".join(deltas)
     assert stream.answer.provider == "local" and (first + rest).count(strip_markers(first).strip()) == 1
+
+
+def test_open_answer_leaves_out_a_last_sentence_the_token_limit_cut(article_settings: Settings) -> None:
+    settings = dataclasses.replace(article_settings, provider="local")
+    model = MockModel().judge(0.99)
+    stream = query_stream("For what reasons has Turkey not joined the Western camp?", settings=settings, model=model)
+    deltas = iter(stream)
+    next(deltas)
+    # Words of the article's own sentence, so the check alone would pass it; the reply stops mid-sentence.
+    cut = ("Erdogan does not look at Russia from a Western perspective, but from his own perspective, which works "
+           "to balance Turkish interests on a rational basis rather than an")  # fmt: skip
+    model.enqueue(cut)
+    "".join(deltas)
+    answer = stream.answer
+    assert not answer.refused and "rather than an" not in answer.text, answer.text
+
+
+def test_unfinished_tells_a_cut_reply_from_a_finished_one() -> None:
+    assert unfinished("It balances Turkish interests on a rational basis rather than an")
+    assert not unfinished("It balances Turkish interests. [2]") and not unfinished("7 months ago [2]")
+    assert not unfinished("Is it over?") and not unfinished('He said "no."')
 
 
 def test_factual_answer_has_no_lead_quote(article_settings: Settings) -> None:

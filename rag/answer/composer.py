@@ -21,7 +21,7 @@ from rag.answer.gate import fits_question
 from rag.answer.messages import answer_messages
 from rag.answer.support import SupportChecker
 from rag.answer.terms import content_stems, main_names, stem, stem_in
-from rag.answer.verify import Checked, check_sentence, says_cant_tell, split_complete
+from rag.answer.verify import Checked, check_sentence, says_cant_tell, split_complete, unfinished
 from rag.errors import ModelAuthError, ModelError, RagError
 from rag.models.chat import ChatModel, Message
 from rag.types import Answer, Passage, Timings
@@ -238,8 +238,11 @@ class Composer:
             buffer += delta
             done, buffer = split_complete(buffer)
             yield from done
-        if buffer.strip():
-            yield buffer.strip()
+        rest = buffer.strip()
+        # The token limit can cut a long answer's last sentence mid-way ("... rather than an"), and its words may
+        # still pass the check: not shown. A factual reply is often a bare fragment ("7 months ago") and keeps it.
+        if rest and (self.budget is FACTUAL or not unfinished(rest)):
+            yield rest
 
     # -- helpers ---------------------------------------------------------------------------------------
 

@@ -52,6 +52,14 @@ def split_complete(buffer: str) -> tuple[list[str], str]:
     return sentences, buffer[start:]
 
 
+_FINISHED = re.compile(rf"(?:{SENTENCE_END}|\])\s*$")
+
+
+def unfinished(text: str) -> bool:
+    """Text that ends neither a sentence nor a citation: a reply cut off by the token limit ("... rather than an")."""
+    return not _FINISHED.search(text)
+
+
 def says_cant_tell(sentence: str) -> bool:
     return bool(_CANT_TELL.search(sentence))
 
