@@ -204,10 +204,14 @@ def test_factual_answer_has_no_lead_quote(article_settings: Settings) -> None:
     assert model.history and first.startswith("Erdogan"), first  # the model's own sentence comes first
 
 
+def _whole(text: str) -> Passage:
+    return Passage(source="s", text=text, start=0, end=len(text))
+
+
 def test_select_reasons_passes_over_a_sentence_already_said() -> None:
     text = ("The Normans had a profound effect on Irish culture after their invasion. "
             "The Normans in Ireland built castles and settled in the Pale, and their surnames stayed.")  # fmt: skip
-    passage = Passage(source="s", text=text, start=0, end=len(text))
+    passage = _whole(text)
     question = "What effect did the Norman invasion have on Ireland?"
     first = evidence.select_reasons(question, [passage], max_units=1)
     assert [u.text for u in first] == [text.split(". ")[0] + "."]
@@ -219,7 +223,7 @@ def test_select_reasons_quotes_a_sentence_with_the_one_after_it_while_the_budget
     # The sentence nearest the question names its topic; the reason follows it.
     text = ("In April 1191 Richard the Lion-hearted left Messina with a large fleet to reach Acre. "
             "But a storm dispersed the fleet. Survivors were taken prisoner by the despot of Cyprus.")  # fmt: skip
-    passage = Passage(source="s", text=text, start=0, end=len(text))
+    passage = _whole(text)
     question = "Why did Richard the Lion-hearted go to Cyprus?"
     pair = evidence.select_reasons(question, [passage], max_units=2)
     assert [u.text for u in pair] == [text[: text.index(" Survivors")]]
@@ -233,7 +237,7 @@ def test_select_reasons_skips_a_sentence_whose_first_half_the_passage_cut_off() 
     # The chunk starts mid-thought: its first sentence points back to text that isn't in the passage.
     text = ("This is what could not have been done between the Normans and Ireland in those years. "
             "The Normans in Ireland built castles and settled in the Pale, and their surnames stayed.")  # fmt: skip
-    passage = Passage(source="s", text=text, start=0, end=len(text))
+    passage = _whole(text)
     chosen = evidence.select_reasons("What did the Normans do in Ireland?", [passage])
     assert [u.text for u in chosen] == [text.split(". ")[1]]
 
