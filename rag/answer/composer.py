@@ -213,9 +213,9 @@ class Composer:
         return [Checked(unit.text, (passage,)) for passage, unit in self.select_units(most=2)]
 
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
-        """For an open question, the reasons the model left out: one verbatim sentence from each retrieved
-        passage (evidence.select_reasons), passing over those the kept sentences mostly say, up to the sentence
-        budget. Quotes are exact slices of their passage, so they are true to it; select_reasons keeps only
+        """For an open question, the reasons the model left out: one verbatim quote from each retrieved passage
+        (evidence.select_reasons: its best sentence, with the next one while the budget lasts), passing over
+        those the kept sentences mostly say, up to the sentence budget. Quotes are exact slices of their passage, so they are true to it; select_reasons keeps only
         those that answer the question."""
         if self.budget is FACTUAL:
             return []
