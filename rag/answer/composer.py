@@ -109,7 +109,7 @@ class Composer:
             return overview.central_units(self.retriever, self.settings, pool)
         if self.budget is FACTUAL:
             units = select(self.question, pool, similarity=self._similarity())
-        else:  # one quoted sentence per distinct reason
+        else:  # one quote per distinct reason (a sentence, or it and the next)
             units = select_reasons(self.question, pool, similarity=self._similarity(),
                                    max_units=most or self.budget.sentences)  # fmt: skip
         if not units or not fits_question(self.question, " ".join(u.text for u in units)):
@@ -215,8 +215,8 @@ class Composer:
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
         """For an open question, the reasons the model left out: one verbatim quote from each retrieved passage
         (evidence.select_reasons: its best sentence, with the next one while the budget lasts), passing over
-        those the kept sentences mostly say, up to the sentence budget. Quotes are exact slices of their passage, so they are true to it; select_reasons keeps only
-        those that answer the question."""
+        those the kept sentences mostly say, up to the sentence budget. Quotes are exact slices of their
+        passage, so they are true to it; select_reasons keeps only those that answer the question."""
         if self.budget is FACTUAL:
             return []
         if self.overview:

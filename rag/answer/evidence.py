@@ -210,15 +210,18 @@ def _followed(chosen: list[Unit], passages: Sequence[Passage], max_units: int, s
         if used >= max_units:
             break
         longer = with_next(unit, passages[unit.passage_index]) if used + 2 <= max_units else None
-        extra = longer.text[len(unit.text) :] if longer is not None else ""
-        fresh = not any(repeats(extra, other.text) for other in chosen) and (not said or adds_to(extra, said))
-        if longer is not None and fresh:
+        if longer is not None and _brings_news(longer.text[len(unit.text) :], chosen, said):
             out.append(longer)
             used += 2
         else:
             out.append(unit)
             used += 1
     return out
+
+
+def _brings_news(sentence: str, chosen: Sequence[Unit], said: Sequence[str]) -> bool:
+    """A following sentence is quoted unless another quote repeats it or the model's sentences already say it."""
+    return not any(repeats(sentence, other.text) for other in chosen) and (not said or adds_to(sentence, said))
 
 
 # A checked sentence whose question words are absent ("worried" for the passage's "concern") still answers when
