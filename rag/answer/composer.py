@@ -15,7 +15,7 @@ from typing import Any
 from rag.answer import overview
 from rag.answer.answerability import Decision, decide
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
-from rag.answer.evidence import FACTUAL, Budget, OnTopic, budget, cached_vectors, select_reasons
+from rag.answer.evidence import FACTUAL, FIRST_RUN, Budget, OnTopic, budget, cached_vectors, select_reasons
 from rag.answer.extractive import Similarity, Unit, adds_to, select
 from rag.answer.gate import fits_question
 from rag.answer.messages import answer_messages
@@ -210,7 +210,7 @@ class Composer:
         key points went 0.555 -> 0.679 (the explanation tends to follow the sentence nearest the question)."""
         if self.budget is FACTUAL or self.overview:
             return []
-        return [Checked(unit.text, (passage,)) for passage, unit in self.select_units(most=2)]
+        return [Checked(unit.text, (passage,)) for passage, unit in self.select_units(most=1 + FIRST_RUN)]
 
     def _supplement(self, kept: list[Checked]) -> list[Checked]:
         """For an open question, the reasons the model left out: one verbatim quote from each retrieved passage
