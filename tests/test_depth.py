@@ -49,6 +49,16 @@ def test_kind_model_is_accurate_on_its_held_out_questions() -> None:
     assert fitted["at"] and fitted["where"] and "tuning" in fitted["on"]
 
 
+def test_an_uncertain_question_between_factual_and_open_goes_open() -> None:
+    # A missed open question loses most of its points; a factual one sent open still gets its best sentence first.
+    probs = {"factual": 0.46, "open": 0.41, "overview": 0.08, "other": 0.05}
+    assert kinds.route(probs, 0.5) == "factual" and kinds.route(probs, 0.4) == "open"
+    assert kinds.route({"factual": 0.8, "open": 0.1, "overview": 0.05, "other": 0.05}, 0.4) == "factual"
+    assert kinds.route({"factual": 0.3, "open": 0.25, "overview": 0.4, "other": 0.05}, 0.4) == "overview"
+    fitted = json.loads(kinds.PARAMS_PATH.read_text(encoding="utf-8"))
+    assert 0.2 <= fitted["open_share"] <= 0.5 and "cross-validation" in fitted["fitted"]["open_share"]
+
+
 def test_kind_of_article_questions() -> None:
     assert kinds.kind(MISSION) == "open"
     assert kinds.kind(FACTUAL) == "factual"
@@ -231,6 +241,22 @@ def test_select_reasons_quotes_a_sentence_with_the_one_after_it_while_the_budget
     assert [u.text for u in evidence.select_reasons(question, [passage], max_units=1)] == [text.split(". ")[0] + "."]
     said = ["But a storm dispersed the fleet."]  # what the model already wrote is not quoted again
     assert [u.text for u in evidence.select_reasons(question, [passage], max_units=2, said=said)] == [text.split(". ")[0] + "."]
+
+
+def test_the_best_quote_runs_on_for_two_sentences_the_others_for_one() -> None:
+    # The explanation of a "why" often runs over the sentences after the one nearest the question.
+    texts = ["In April 1191 Richard the Lion-hearted left Messina with a large fleet to reach Cyprus. "
+             "But a storm dispersed the fleet. Survivors were taken prisoner by the despot. He refused to free them.",
+             "Richard the Lion-hearted went on to Acre. He named two governors. They ruled well. The island was sold."]  # fmt: skip
+    passages = [_whole(t) for t in texts]
+    question = "Why did Richard the Lion-hearted go to Cyprus?"
+    chosen = evidence.select_reasons(question, passages, max_units=8)
+
+    def first(n: int, text: str) -> str:  # the first n sentences of a passage
+        return ". ".join(text.split(". ")[:n]) + "."
+
+    assert [u.text for u in chosen] == [first(3, texts[0]), first(2, texts[1])]
+    assert [u.text for u in evidence.select_reasons(question, passages, max_units=2)] == [first(2, texts[0])]
 
 
 def test_select_reasons_skips_a_sentence_whose_first_half_the_passage_cut_off() -> None:

@@ -9,7 +9,7 @@ quoted lead, the model's own, up to six as its prompt asks, then quoted reasons 
 stays about as long as a factual one (one or two sentences from each passage).
 
 The extractive provider does the same with `select_reasons`: one quote per distinct reason, each the sentence
-nearest the question with the sentence after it while the sentence budget lasts.
+nearest the question with the sentence after it (two after it for the best one) while the sentence budget lasts.
 """
 
 from __future__ import annotations
