@@ -19,7 +19,7 @@ from rag.answer.extractive import adds_to
 from rag.answer.verify import unfinished
 from rag.config import Settings
 from rag.evaluation.answers import citation_checks
-from rag.evaluation.open_answers import failing_sentences, points_covered
+from rag.evaluation.open_answers import aggregate_open, failing_sentences, points_covered
 from rag.search.retriever import open_retriever
 from rag.types import Answer, Passage
 from tests.fakes import MockModel
@@ -127,6 +127,19 @@ def test_extractive_open_answer_quotes_one_sentence_per_reason(article_settings:
 
 def test_points_and_failing_sentences_are_scored() -> None:
     assert points_covered([["frustration"], ["eurasian", "balance"], ["autonomy"]], "Frustration [1], balance [2].") == 2
+
+
+def test_unanswerable_open_questions_count_only_in_refusals_right() -> None:
+    def record(answerable: bool, refused: bool, covered: int) -> dict[str, object]:
+        return {"answerable": answerable, "refused": refused, "covered": covered, "points": 5, "checks": [True],
+                "failing": 0, "sentences": 0 if refused else 4, "provider": "local", "first_token": 1.0,
+                "first_words": 1.0, "total": 2.0}  # fmt: skip
+
+    summary = aggregate_open([record(True, False, 4), record(False, True, 0), record(False, False, 0)])
+    assert summary["questions"] == 1 and summary["points"] == 0.8 and summary["3_of_5"] == 1.0
+    assert summary["unanswerable"] == 2 and summary["refusals_right"] == 0.5 and summary["refused"] == 0
+    rows = [json.loads(line) for line in (EXAMPLES.parent / "open_questions.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in rows if r.get("answerable") is False} == {"tuning", "heldout"}
 
 
 def test_open_answer_quotes_the_points_a_cited_passage_gives_beyond_the_models_sentence(

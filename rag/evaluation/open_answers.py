@@ -3,9 +3,10 @@
 `run_open_eval(settings, provider)` (called by `python -m rag eval --answers`) or
 `python -m rag.evaluation.open_answers [--provider P] [--split heldout] [--limit N]`.
 
-Questions (tests/data/open_questions.jsonl: id, document, split, question, points): `points` are the key points
-a good answer gives, each a list of alternative substrings (case-insensitive), written before any answer was
-looked at. Article questions are asked against the default article alone; SQuAD ones against both shared SQuAD
+Questions (tests/data/open_questions.jsonl: id, document, split, question, points, optional answerable): `points`
+are the key points a good answer gives, each a list of alternative substrings (case-insensitive), written before
+any answer was looked at; rows with `answerable` false ask about what the text does not cover (the right answer
+is a refusal) and count only in `refusals_right`. Article questions are asked against the default article alone; SQuAD ones against both shared SQuAD
 articles indexed together (as `rag eval --answers` does).
 
   points       share of a question's key points found in the answer, averaged over questions
@@ -13,7 +14,8 @@ articles indexed together (as `rag eval --answers` does).
   3_of_4       share of questions with 4 listed points (the overview set) that cover at least 3
   citations_ok share of (sentence, cited passage) pairs passing the support check (`answers.citation_checks`)
   failing      sentences of the final answers without a cited passage that supports them
-  sentences    sentences per answer (mean); refused: answers that refused
+  sentences    sentences per answer (mean); refused: answerable questions refused
+  refusals_right share of the unanswerable open questions refused
   first_token  p50 s to the model's first token; first_words: p50 s to the first checked text that streamed
 """
 
@@ -78,6 +80,7 @@ def score_open(row: dict[str, Any], answer: Answer, source_text: str, first_word
     return {
         "id": row["id"],
         "split": row["split"],
+        "answerable": row.get("answerable", True),
         "question": row["question"],
         "text": answer.text,
         "provider": answer.provider,
@@ -94,9 +97,12 @@ def score_open(row: dict[str, Any], answer: Answer, source_text: str, first_word
     }
 
 
-def aggregate_open(records: list[dict[str, Any]]) -> dict[str, Any]:
+def aggregate_open(all_records: list[dict[str, Any]]) -> dict[str, Any]:
+    unanswerable = [r for r in all_records if not r.get("answerable", True)]
+    records = [r for r in all_records if r.get("answerable", True)]
+    right = round(sum(r["refused"] for r in unanswerable) / len(unanswerable), 3) if unanswerable else None
     if not records:
-        return {"questions": 0}
+        return {"questions": 0, "unanswerable": len(unanswerable), "refusals_right": right}
     checks = [ok for r in records for ok in r["checks"]]
     rich = [r for r in records if r["points"] >= 5]
     four = [r for r in records if r["points"] == 4]  # overview questions: 4 main points listed per document
@@ -114,6 +120,8 @@ def aggregate_open(records: list[dict[str, Any]]) -> dict[str, Any]:
         "failing": sum(r["failing"] for r in records),
         "sentences": round(statistics.mean(r["sentences"] for r in records), 2),
         "refused": sum(r["refused"] for r in records),
+        "unanswerable": len(unanswerable),
+        "refusals_right": right,
         "fallbacks": sum(1 for r in records if r["provider"] == "extractive" and not r["refused"]),
         "first_token_p50": p50("first_token"),
         "first_words_p50": p50("first_words"),
@@ -211,9 +219,11 @@ def run_open_eval(
     limit: int = 0,
     verbose: bool = False,
     name: str = "open",
+    answerable: bool | None = None,
 ) -> dict[str, Any]:
     settings = dataclasses.replace(settings, provider=provider)
-    rows = [r for r in load_questions(questions_path) if split is None or r["split"] == split]
+    rows = [r for r in load_questions(questions_path) if (split is None or r["split"] == split)
+            and (answerable is None or r.get("answerable", True) == answerable)]  # fmt: skip
     rows = rows[:limit] if limit else rows
     with tempfile.TemporaryDirectory(prefix="rag-open-eval-") as tmp:
         summary, records = evaluate_open(settings, rows, Path(tmp), verbose=verbose)
@@ -226,12 +236,12 @@ def run_open_eval(
 
 def print_open_table(result: dict[str, Any]) -> None:
     keys = ["questions", "points", "3_of_5", "3_of_4", "citations_ok", "failing", "sentences", "refused", "fallbacks",
-            "first_token_p50", "first_words_p50", "total_p50"]
+            "unanswerable", "refusals_right", "first_token_p50", "first_words_p50", "total_p50"]
     print(f"\n{result.get('name', 'open')} questions ({result['provider']})")
     print("| split | " + " | ".join(keys) + " |")
     print("|" + "---|" * (len(keys) + 1))
     for split, row in result["open"].items():
-        if row.get("questions"):
+        if row.get("questions") or row.get("unanswerable"):
             print(f"| {split} | " + " | ".join(str(row.get(k)) for k in keys) + " |")
 
 
@@ -241,11 +251,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--questions", type=Path, default=OPEN_QUESTIONS)
     parser.add_argument("--split", choices=SPLITS)
     parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--answerable", choices=["yes", "no"], help="only the answerable (or unanswerable) rows")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", type=Path, default=PROJECT_DIR / "eval-results" / "eval.json")
     args = parser.parse_args(argv)
     run_open_eval(Settings.from_env(), args.provider, args.json, questions_path=args.questions, split=args.split,
-                  limit=args.limit, verbose=args.verbose)
+                  limit=args.limit, verbose=args.verbose,
+                  answerable=None if args.answerable is None else args.answerable == "yes")
     return 0
 
 
