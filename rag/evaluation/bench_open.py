@@ -70,7 +70,8 @@ def _one(question: str, settings: Settings) -> dict[str, Any]:
 
 
 def run(settings: Settings, limit: int, rounds: int) -> dict[str, Any]:
-    rows = [r for r in load_questions(OPEN_QUESTIONS) if r["document"] == "article" and r.get("answerable", True)][: limit or None]
+    rows = [r for r in load_questions(OPEN_QUESTIONS) if r["document"] == "article" and r.get("answerable", True)]
+    rows = rows[: limit or None]
     settings = dataclasses.replace(settings, provider="local")
     runs: dict[str, list[dict[str, Any]]] = {"today": [], "open": []}
     with tempfile.TemporaryDirectory(prefix="rag-bench-open-") as tmp:

@@ -6,8 +6,8 @@
 Questions (tests/data/open_questions.jsonl: id, document, split, question, points, optional answerable): `points`
 are the key points a good answer gives, each a list of alternative substrings (case-insensitive), written before
 any answer was looked at; rows with `answerable` false ask about what the text does not cover (the right answer
-is a refusal) and count only in `refusals_right`. Article questions are asked against the default article alone; SQuAD ones against both shared SQuAD
-articles indexed together (as `rag eval --answers` does).
+is a refusal) and count only in `refusals_right`. Article questions are asked against the default article alone;
+SQuAD ones against both shared SQuAD articles indexed together (as `rag eval --answers` does).
 
   points       share of a question's key points found in the answer, averaged over questions
   3_of_5       share of questions whose text gives 5 or more points that cover at least 3
