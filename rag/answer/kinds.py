@@ -34,8 +34,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "tests" / "data" / "question_ki
 
 # Routing an open question to the factual path costs most of its points (a 1-3 sentence answer); routing a
 # factual one to the open path costs a longer answer that still opens with the best sentence. So between the
-# two, a question goes open when P(open) reaches OPEN_SHARE of P(open) + P(factual), a share chosen by
-# cross-validation on the tuning rows counting an open question sent to the factual path twice (`fit_share`).
+# two, a question goes open when P(open) reaches a share of P(open) + P(factual) (`open_share` in kinds.json),
+# chosen by cross-validation on the tuning rows counting an open question sent to the factual path twice
+# (`fit_share`).
 MISSED_OPEN_COST = 2.0
 _SHARES = (0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2)
 
@@ -137,8 +138,8 @@ def fit_share(x: np.ndarray, y: np.ndarray, *, folds: int = 5, seeds: int = 3) -
         missed = sum(r == "factual" and t == "open" for r, t in zip(routed, truth, strict=True))
         extra = sum(r == "open" and t == "factual" for r, t in zip(routed, truth, strict=True))
         costs[f"{share}: open->factual {missed}, factual->open {extra}"] = MISSED_OPEN_COST * missed + extra
-    best = min(range(len(_SHARES)), key=lambda i: list(costs.values())[i])
-    return _SHARES[best], costs
+    values = list(costs.values())
+    return _SHARES[values.index(min(values))], costs
 
 
 def _routed(vectors: np.ndarray, w: np.ndarray, b: np.ndarray, share: float) -> list[str]:
