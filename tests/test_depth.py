@@ -15,7 +15,7 @@ from rag import query, query_stream
 from rag.answer import evidence, kinds
 from rag.answer.citations import strip_markers
 from rag.answer.evidence import gather, mmr
-from rag.answer.extractive import adds_to
+from rag.answer.extractive import adds_to, clipped, completed
 from rag.answer.verify import unfinished
 from rag.config import Settings
 from rag.evaluation.answers import citation_checks
@@ -212,6 +212,32 @@ def test_open_answer_leaves_out_a_last_sentence_the_token_limit_cut(article_sett
     "".join(deltas)
     answer = stream.answer
     assert not answer.refused and "rather than an" not in answer.text, answer.text
+
+
+def test_a_model_sentence_copied_up_to_an_excerpts_cut_is_shown_whole(article_settings: Settings) -> None:
+    settings = dataclasses.replace(article_settings, provider="local")
+    source = article_settings.corpus_path.read_text(encoding="utf-8")
+    model = MockModel().judge(0.99)
+    stream = query_stream(MISSION, settings=settings, model=model)
+    deltas = iter(stream)
+    first = next(deltas)
+    # The open prompt clips each passage's excerpt; the model copies one up to the cut, dots and all.
+    shown = re.findall(r"^\[(\d+)\] (.+) \.\.\.$", model.judged[0][-1]["content"], re.M)
+    number, cut = next((n, t.split(" ... ")[-1]) for n, t in shown if strip_markers(first)[:40] not in t)
+    model.enqueue(f"{cut}... [{number}]")
+    rest = "".join(deltas)
+    answer = stream.answer
+    whole = next(s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(source.split())) if cut in s)
+    assert whole in " ".join(answer.text.split()) and "..." not in answer.text, (cut, answer.text)
+    assert first + rest == answer.text and failing_sentences(answer, source) == 0
+
+
+def test_completed_finds_the_copied_sentence_or_nothing() -> None:
+    passage = _whole("Ankara keeps a balance. Turkey carries some risks, and the West may respond. The end came.")
+    assert completed("Turkey carries some risks, and...", [passage]) == (passage, "Turkey carries some risks, and the West may respond.")
+    assert completed("Turkey carries some big risks, and...", [passage]) is None  # not a word-for-word copy
+    assert completed("Turkey carries some risks, and the West may respond.", [passage]) is not None
+    assert clipped("risks, and...") and clipped("risks, and …") and not clipped("risks.")
 
 
 def test_unfinished_tells_a_cut_reply_from_a_finished_one() -> None:

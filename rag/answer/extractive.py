@@ -62,6 +62,33 @@ def with_next(unit: Unit, passage: Passage) -> Unit | None:
                 unit.lexical)  # fmt: skip
 
 
+# The open prompt clips each passage's excerpt ("... along with Russia's approval of ..."), and the model may copy
+# the cut text, dots and all.
+_CLIPPED = re.compile(r"\s*(?:\.\.\.|…)$")
+
+
+def clipped(claim: str) -> bool:
+    return bool(_CLIPPED.search(claim))
+
+
+def completed(claim: str, passages: Sequence[Passage]) -> tuple[Passage, str] | None:
+    """The whole sentence(s) a `claim` copied up to an excerpt's cut ("... and carries some risks, and..."): one
+    exact slice of the passage that holds the copy word for word, or None when the claim is no verbatim copy."""
+    words = _CLIPPED.sub("", claim).split()
+    if len(words) < 4:
+        return None
+    copy = re.compile(r"\s+".join(map(re.escape, words)))
+    for passage in passages:
+        found = copy.search(passage.text)
+        if found is None:
+            continue
+        spans = units([passage])
+        first = next(u for u in spans if u.end > found.start())
+        last = next(u for u in spans if u.end >= found.end())
+        return passage, passage.text[first.start : last.end]
+    return None
+
+
 def points_back(text: str) -> bool:
     """A unit that still opens like a continuation: `units` merges those into the sentence before, so this one
     opens its passage and what it points back to ("This is what could not have been done ...") was cut off."""
