@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rag import query, query_stream
+from rag import AnswerStream, query, query_stream
 from rag.answer import evidence, kinds
 from rag.answer.citations import strip_markers
 from rag.answer.evidence import gather, mmr
@@ -160,13 +161,18 @@ def test_open_answer_quotes_the_points_a_cited_passage_gives_beyond_the_models_s
     assert all(citation_checks(answer, source)) and failing_sentences(answer, source) == 0
 
 
-def test_open_answer_opens_with_a_cited_quote_before_the_model_writes(article_settings: Settings) -> None:
-    settings = dataclasses.replace(article_settings, provider="local")
-    source = article_settings.corpus_path.read_text(encoding="utf-8")
+def _open_stream(settings: Settings, question: str = MISSION) -> tuple[MockModel, AnswerStream, Iterator[str], str]:
+    """An open question asked of a judged-yes mock model, read up to its first delta (the quoted lead); the test
+    then enqueues the model's reply and reads the rest."""
     model = MockModel().judge(0.99)
-    stream = query_stream(MISSION, settings=settings, model=model)
+    stream = query_stream(question, settings=dataclasses.replace(settings, provider="local"), model=model)
     deltas = iter(stream)
-    first = next(deltas)
+    return model, stream, deltas, next(deltas)
+
+
+def test_open_answer_opens_with_a_cited_quote_before_the_model_writes(article_settings: Settings) -> None:
+    source = article_settings.corpus_path.read_text(encoding="utf-8")
+    model, stream, deltas, first = _open_stream(article_settings)
     assert model.judged and not model.history  # judged, and shown before the answer was even asked for
     quote = strip_markers(first).strip()
     assert re.search(r"\[\d+\]", first) and len(quote) > 40 and quote in source, first
@@ -189,22 +195,14 @@ def test_open_answer_of_quotes_only_is_labelled_extractive(article_settings: Set
 
 
 def test_open_answer_whose_model_only_agrees_with_the_quote_is_the_models(article_settings: Settings) -> None:
-    settings = dataclasses.replace(article_settings, provider="local")
-    model = MockModel().judge(0.99)
-    stream = query_stream(MISSION, settings=settings, model=model)
-    deltas = iter(stream)
-    first = next(deltas)
+    model, stream, deltas, first = _open_stream(article_settings)
     model.enqueue(f"{strip_markers(first).strip()} [1]")  # a checked sentence that says the quote again
     rest = "".join(deltas)
     assert stream.answer.provider == "local" and (first + rest).count(strip_markers(first).strip()) == 1
 
 
 def test_open_answer_leaves_out_a_last_sentence_the_token_limit_cut(article_settings: Settings) -> None:
-    settings = dataclasses.replace(article_settings, provider="local")
-    model = MockModel().judge(0.99)
-    stream = query_stream("For what reasons has Turkey not joined the Western camp?", settings=settings, model=model)
-    deltas = iter(stream)
-    next(deltas)
+    model, stream, deltas, _ = _open_stream(article_settings, "For what reasons has Turkey not joined the Western camp?")
     # Words of the article's own sentence, so the check alone would pass it; the reply stops mid-sentence.
     cut = ("Erdogan does not look at Russia from a Western perspective, but from his own perspective, which works "
            "to balance Turkish interests on a rational basis rather than an")  # fmt: skip
@@ -215,12 +213,8 @@ def test_open_answer_leaves_out_a_last_sentence_the_token_limit_cut(article_sett
 
 
 def test_a_model_sentence_copied_up_to_an_excerpts_cut_is_shown_whole(article_settings: Settings) -> None:
-    settings = dataclasses.replace(article_settings, provider="local")
     source = article_settings.corpus_path.read_text(encoding="utf-8")
-    model = MockModel().judge(0.99)
-    stream = query_stream(MISSION, settings=settings, model=model)
-    deltas = iter(stream)
-    first = next(deltas)
+    model, stream, deltas, first = _open_stream(article_settings)
     # The open prompt clips each passage's excerpt; the model copies one up to the cut, dots and all.
     shown = re.findall(r"^\[(\d+)\] (.+) \.\.\.$", model.judged[0][-1]["content"], re.M)
     number, cut = next((n, t.split(" ... ")[-1]) for n, t in shown if strip_markers(first)[:40] not in t)
