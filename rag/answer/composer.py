@@ -16,12 +16,12 @@ from rag.answer import overview
 from rag.answer.answerability import Decision, decide
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
 from rag.answer.evidence import FACTUAL, FIRST_RUN, Budget, OnTopic, budget, cached_vectors, select_reasons
-from rag.answer.extractive import Similarity, Unit, adds_to, clipped, completed, select
+from rag.answer.extractive import Similarity, Unit, adds_to, select
 from rag.answer.gate import fits_question
 from rag.answer.messages import answer_messages
 from rag.answer.support import SupportChecker
 from rag.answer.terms import content_stems, main_names, stem, stem_in
-from rag.answer.verify import Checked, check_sentence, says_cant_tell, split_complete, unfinished
+from rag.answer.verify import Checked, check_sentence, says_cant_tell, split_complete, unfinished, whole_copy
 from rag.errors import ModelAuthError, ModelError, RagError
 from rag.models.chat import ChatModel, Message
 from rag.types import Answer, Passage, Timings
@@ -172,7 +172,7 @@ class Composer:
         if not strip_markers(sentence).strip(" .,;:"):
             draft.pointed += [shown[n - 1] for n in marker_numbers(sentence) if 1 <= n <= len(shown)]
             return None
-        checked = _whole(check_sentence(sentence, shown, self.checker), shown)
+        checked = whole_copy(check_sentence(sentence, shown, self.checker), shown)
         echo = checked is not None and bool(draft.lead) and not adds_to(checked.claim, [c.claim for c in draft.lead])
         draft.echoed = draft.echoed or echo  # the model's checked sentence says what the quote says: it agrees
         if checked is None or echo or _repeats(checked, draft.kept) or not self._relevant(checked) or (
@@ -287,16 +287,6 @@ class Composer:
             model=model.model if model is not None and provider != "extractive" else "",
             timings=Timings(retrieve=self._retrieved, first_token=self._first, total=total, decide=self.judge_seconds),
         )
-
-
-def _whole(checked: Checked | None, shown: list[Passage]) -> Checked | None:
-    """A checked sentence that copied an excerpt up to its cut ("... along with Russia's approval of...") becomes
-    the whole passage sentence it copied, an exact slice; one that ends in the cut's dots but is no copy is left
-    out, as it stops mid-thought."""
-    if checked is None or not clipped(checked.claim):
-        return checked
-    whole = completed(checked.claim, shown)
-    return None if whole is None else Checked(whole[1], (whole[0],))
 
 
 def _repeats(checked: Checked, kept: list[Checked]) -> bool:

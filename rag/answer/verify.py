@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.answer.citations import marker_numbers, strip_markers
+from rag.answer.extractive import clipped, completed
 from rag.answer.support import SupportChecker
 from rag.answer.terms import content_stems
 from rag.text import SENTENCE_END
@@ -98,6 +99,16 @@ def check_sentence(
     if supporting and (best_passage in supporting or best_support.overlap < cited_overlap + REATTRIBUTE_MARGIN):
         return Checked(claim, _with_complement(claim, supporting, prompt_passages, checker))
     return Checked(claim, _with_complement(claim, (best_passage,), prompt_passages, checker), repaired=True)
+
+
+def whole_copy(checked: Checked | None, shown: Sequence[Passage]) -> Checked | None:
+    """A checked sentence that copied an excerpt up to its cut ("... along with Russia's approval of...") becomes
+    the whole passage sentence it copied, an exact slice; one that ends in the cut's dots but is no copy is left
+    out, as it stops mid-thought."""
+    if checked is None or not clipped(checked.claim):
+        return checked
+    whole = completed(checked.claim, shown)
+    return None if whole is None else Checked(whole[1], (whole[0],))
 
 
 def _with_complement(
