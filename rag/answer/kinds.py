@@ -134,7 +134,7 @@ def fit_share(x: np.ndarray, y: np.ndarray, *, folds: int = 5, seeds: int = 3) -
     truth = [KINDS[i] for i in y]
     costs: dict[str, float] = {}
     for share in _SHARES:  # from the plain most probable kind down, so a tie keeps the larger share
-        routed = [route(dict(zip(KINDS, row, strict=True)), share) for row in probs]
+        routed = _route_rows(probs, share)
         missed = sum(r == "factual" and t == "open" for r, t in zip(routed, truth, strict=True))
         extra = sum(r == "open" and t == "factual" for r, t in zip(routed, truth, strict=True))
         costs[f"{share}: open->factual {missed}, factual->open {extra}"] = MISSED_OPEN_COST * missed + extra
@@ -142,8 +142,9 @@ def fit_share(x: np.ndarray, y: np.ndarray, *, folds: int = 5, seeds: int = 3) -
     return _SHARES[values.index(min(values))], costs
 
 
-def _routed(vectors: np.ndarray, w: np.ndarray, b: np.ndarray, share: float) -> list[str]:
-    return [route(dict(zip(KINDS, row, strict=True)), share) for row in _softmax(vectors @ w.T + b)]
+def _route_rows(probs: np.ndarray, share: float) -> list[str]:
+    """`route` for each row of class probabilities (columns in KINDS order)."""
+    return [route(dict(zip(KINDS, row, strict=True)), share) for row in probs]
 
 
 def refit(examples: Path = EXAMPLES, out: Path = PARAMS_PATH) -> dict[str, Any]:
@@ -156,7 +157,7 @@ def refit(examples: Path = EXAMPLES, out: Path = PARAMS_PATH) -> dict[str, Any]:
     tuning = np.array([r["split"] == "tuning" for r in rows])
     w, b = fit(vectors[tuning], labels[tuning], len(KINDS))
     share, costs = fit_share(vectors[tuning], labels[tuning])
-    predicted = _routed(vectors, w, b, share)
+    predicted = _route_rows(_softmax(vectors @ w.T + b), share)
     truth = [r["kind"] for r in rows]
     held = [i for i, t in enumerate(tuning) if not t]
     report = {
