@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.answer import overview
 from rag.answer.pipeline import AnswerStream, PassageSource, answer_stream
-from rag.answer.suggest import make_suggestions
+from rag.answer.plan import prime_overview as prime
 from rag.config import Settings
 from rag.errors import IndexMissingError, InputError, ModelAuthError, ModelError
 from rag.index import library
@@ -170,7 +169,7 @@ def prime_overview(documents: Sequence[str] | None = None, *, settings: Settings
                    model: ChatModel | None = None) -> bool:  # fmt: skip
     """Have the local model read the whole text of `documents` (None: the library) now, in the background of a
     session, so a first "What is this about?" answers in seconds rather than reading ~2,000 tokens first
-    (rag.answer.overview). True when a prompt was read; False when nothing applies (another provider, or
+    (rag.answer.plan). True when a prompt was read; False when nothing applies (another provider, or
     documents too long to read whole)."""
     settings = settings or Settings.from_env()
     if settings.resolved_provider != "local":
@@ -178,7 +177,7 @@ def prime_overview(documents: Sequence[str] | None = None, *, settings: Settings
     retriever = open_index(settings)
     scope: Any = retriever if documents is None else _Only(retriever, _known(documents, retriever) or ())
     model = model or load_chat_model(settings)
-    return model is not None and overview.prime(model, scope, settings)
+    return model is not None and prime(model, scope, settings)
 
 
 def load_chat_model(settings: Settings) -> ChatModel | None:
@@ -231,6 +230,8 @@ def _suggestions(
 
         def ask(question: str) -> Answer:
             return query(question, settings=settings, model=model, documents=[doc_id])
+
+        from rag.suggest import make_suggestions  # a library feature over answering, loaded when first asked
 
         questions = make_suggestions(doc_id, doc.title, text, passages, vectors, model=model, ask=ask)
         library.store_suggestions(settings, build, doc_id, questions, f"{model.provider}/{model.model}")

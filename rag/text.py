@@ -1,7 +1,7 @@
 """Sentence boundaries and word-set overlap: the plain-text rules that indexing, search and answering share.
 
 The one definition of where a sentence ends lives here. The chunker cuts long paragraphs with it, the answer
-checks and the extractive answerer quote with it, and the stream splitter (rag.answer.verify) wraps the same
+checks and the extractive answerer quote with it, and the stream splitter (rag.answer.citations) wraps the same
 pattern to keep trailing citation markers with their sentence and to wait for a sentence's end.
 
 Every span is a `(start, end)` slice of the text it came from: `text[start:end]` is the sentence, exactly.

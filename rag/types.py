@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# What a refusal says: the plain statement, then why. The UI shows NOT_COVERED above every refusal.
+NOT_COVERED = "The article doesn't cover this."
+REFUSAL = f"{NOT_COVERED[:-1]}: the retrieved passages don't answer the question."
+
 
 @dataclass(frozen=True)
 class Passage:

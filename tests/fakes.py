@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from rag.models.chat import Message
 
@@ -82,6 +83,15 @@ class ListRetriever:
 
     def source_text(self, source: str) -> str:
         return self.documents[source]
+
+    def passage_vectors(self, passages: Sequence[Any]) -> list[Any]:
+        return [None] * len(passages)  # no stored vectors: answering embeds what it needs
+
+    def scope(self) -> list[str]:
+        return []  # lists no whole documents: an overview question is answered like an open one
+
+    def document_passages(self, doc_id: str) -> tuple[list[Any], Any]:
+        raise KeyError(doc_id)  # unreachable: scope() names no document
 
     def retrieve(self, question: str, k: int = 5) -> list:  # list[Passage]
         from rag.answer.terms import content_stems

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer.composer import REFUSAL
 from rag.answer.prompts import load_prompt
 from rag.api import query, query_stream
 from rag.config import Settings
 from rag.errors import InputError, ModelAuthError, ModelError
-from rag.types import Turn
+from rag.types import REFUSAL, Turn
 from tests.fakes import ListRetriever, MockModel
 
 ARTICLE_PATH = Path(__file__).resolve().parents[1] / "data" / "turkey-russia-article.txt"

@@ -131,16 +131,15 @@ def _reworded(of: str) -> list[dict[str, object]]:
 
 def _refused_before_generating(question: str, settings: Settings) -> bool:
     """The pipeline's answerability decision (names absent, else the model's judgement over the answer's prompt)."""
-    from rag.answer.composer import Composer
-    from rag.answer.pipeline import begin
+    from rag.answer.decide import decide
+    from rag.answer.plan import make_plan
     from rag.models.chat import get_chat_model
     from rag.search.retriever import open_retriever
 
-    composer = Composer(settings, open_retriever(settings), get_chat_model(settings))
-    begin(composer, question, 0.0)
-    refused = composer.refuse_before()
-    assert composer.decision is not None and composer.decision.reason in ("judged", "names absent")
-    return refused
+    plan = make_plan(question, open_retriever(settings), settings)
+    decision = decide(plan, settings, get_chat_model(settings))
+    assert decision.reason in ("judged", "names absent")
+    return decision.refuse
 
 
 @pytest.mark.llm

@@ -13,7 +13,7 @@ import pytest
 
 import rag
 from rag import ModelAuthError, Settings
-from rag.answer import answerability
+from rag.answer import decide as answerability
 from rag.answer.prompts import render
 from rag.models.chat import get_chat_model
 from rag.models.logprobs import yes_share
@@ -114,7 +114,7 @@ def test_the_relevance_cosine_is_fitted_on_tuning_sets_only() -> None:
     import importlib.util
     import inspect
 
-    from rag.answer import evidence
+    from rag.answer import checks
 
     tool = Path(__file__).resolve().parents[1] / "tools" / "relevance_fit.py"
     spec = importlib.util.spec_from_file_location("relevance_fit", tool)
@@ -122,8 +122,8 @@ def test_the_relevance_cosine_is_fitted_on_tuning_sets_only() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert set(module.TUNING) == {"dev", "devpara", "normans"}  # never article, para or cct (held-out)
-    assert "tools/relevance_fit.py" in inspect.getsource(evidence)
-    assert 0.0 < evidence.RELEVANT_COSINE < 1.0
+    assert "tools/relevance_fit.py" in inspect.getsource(checks)
+    assert 0.0 < checks.RELEVANT_COSINE < 1.0
 
 
 def test_messages_that_ask_nothing_of_the_document_are_not_judged(

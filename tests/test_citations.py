@@ -6,13 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.answer.citations import Numbering, marker_numbers, render_sentence, strip_markers
-from rag.answer.extractive import units
-from rag.answer.gate import fits_question, refusal_before
+from rag.answer.checks import SupportChecker, check_sentence, says_cant_tell
+from rag.answer.citations import Numbering, marker_numbers, render_sentence, split_complete, strip_markers
+from rag.answer.decide import fits_question, question_coverage, refusal_before
 from rag.answer.prompts import placeholders, render
-from rag.answer.support import SupportChecker, question_coverage
+from rag.answer.quotes import units
 from rag.answer.terms import main_names, names, stem
-from rag.answer.verify import check_sentence, says_cant_tell, split_complete
 from rag.errors import ConfigError
 from rag.text import sentence_spans
 from rag.types import Passage

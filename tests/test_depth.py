@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from rag import AnswerStream, query, query_stream
-from rag.answer import evidence, kinds
-from rag.answer.citations import strip_markers
-from rag.answer.evidence import gather, mmr
-from rag.answer.extractive import adds_to, clipped, completed
-from rag.answer.verify import unfinished
+from rag.answer import kinds
+from rag.answer.citations import strip_markers, unfinished
+from rag.answer.plan import gather, mmr, passage_vectors
+from rag.answer.policy import FACTUAL as FACTUAL_POLICY
+from rag.answer.policy import OPEN, for_kind
+from rag.answer.quotes import adds_to, clipped, completed, select_reasons
 from rag.config import Settings
 from rag.evaluation.answers import citation_checks
 from rag.evaluation.open_answers import aggregate_open, failing_sentences, points_covered
@@ -33,6 +34,18 @@ REASONS = ("frustration with the West", "Eurasian tendencies", "balance between 
            "new world order", "sharp decline in relations", "own perspective")  # fmt: skip
 
 
+def _fit_kinds():  # type: ignore[no-untyped-def]
+    """The kind model's trainer (tools/fit_kinds.py), which holds the accuracy measure the fit reports."""
+    import importlib.util
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "fit_kinds.py"
+    spec = importlib.util.spec_from_file_location("fit_kinds", tool)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def reasons_in(texts: list[str]) -> set[str]:
     return {r for r in REASONS for t in texts if r.lower() in t.lower()}
 
@@ -44,7 +57,7 @@ def test_kind_model_is_accurate_on_its_held_out_questions() -> None:
     rows = [json.loads(line) for line in EXAMPLES.read_text(encoding="utf-8").splitlines() if line.strip()]
     held = [r for r in rows if r["split"] == "heldout"]
     assert {r["kind"] for r in held} == set(kinds.KINDS)
-    accuracy = kinds.accuracy_by_kind([kinds.kind(r["question"]) for r in held], [r["kind"] for r in held])
+    accuracy = _fit_kinds().accuracy_by_kind([kinds.kind(r["question"]) for r in held], [r["kind"] for r in held])
     assert accuracy["all"] >= 0.9 and min(accuracy[k] for k in kinds.KINDS) >= 0.8, accuracy
     fitted = json.loads(kinds.PARAMS_PATH.read_text(encoding="utf-8"))["fitted"]
     assert fitted["at"] and fitted["where"] and "tuning" in fitted["on"]
@@ -80,7 +93,7 @@ def test_mmr_skips_a_near_copy() -> None:
 
 
 def _max_pair_cosine(retriever, passages) -> float:  # type: ignore[no-untyped-def]
-    v = evidence.passage_vectors(retriever, passages)
+    v = passage_vectors(retriever, passages, Settings())
     assert v is not None
     sims = v @ v.T - 2 * np.eye(len(passages))
     return float(sims.max())
@@ -88,9 +101,9 @@ def _max_pair_cosine(retriever, passages) -> float:  # type: ignore[no-untyped-d
 
 def test_open_question_gets_diverse_passages(article_settings: Settings) -> None:
     retriever = open_retriever(article_settings)
-    chosen = gather(retriever, MISSION, "open", article_settings.top_k, article_settings)
+    chosen = gather(retriever, MISSION, OPEN, article_settings.top_k, article_settings)
     plain = retriever.retrieve(MISSION, k=len(chosen))
-    assert len(chosen) == evidence.OPEN.passages > article_settings.top_k
+    assert len(chosen) == OPEN.passages > article_settings.top_k
     assert chosen[0] == plain[0]  # the best passage stays first
     assert len({p.text for p in chosen}) == len(chosen)
     assert _max_pair_cosine(retriever, chosen) <= _max_pair_cosine(retriever, plain)
@@ -100,10 +113,10 @@ def test_open_question_gets_diverse_passages(article_settings: Settings) -> None
 
 def test_factual_question_keeps_focused_passages(article_settings: Settings) -> None:
     retriever = open_retriever(article_settings)
-    chosen = gather(retriever, FACTUAL, "factual", article_settings.top_k, article_settings)
+    chosen = gather(retriever, FACTUAL, FACTUAL_POLICY, article_settings.top_k, article_settings)
     assert chosen == retriever.retrieve(FACTUAL, k=article_settings.top_k)
     assert "agreed in Sochi" in chosen[0].text
-    assert evidence.budget("factual").sentences == 3 and evidence.budget("open").sentences > 3
+    assert for_kind("factual").sentences == 3 and for_kind("open").sentences > 3
 
 
 # -- answers -------------------------------------------------------------------------------------------------
@@ -261,9 +274,9 @@ def test_select_reasons_passes_over_a_sentence_already_said() -> None:
             "The Normans in Ireland built castles and settled in the Pale, and their surnames stayed.")  # fmt: skip
     passage = _whole(text)
     question = "What effect did the Norman invasion have on Ireland?"
-    first = evidence.select_reasons(question, [passage], max_units=1)
+    first = select_reasons(question, [passage], max_units=1)
     assert [u.text for u in first] == [text.split(". ")[0] + "."]
-    again = evidence.select_reasons(question, [passage], said=["The Normans had a profound effect on Irish culture."])
+    again = select_reasons(question, [passage], said=["The Normans had a profound effect on Irish culture."])
     assert [u.text for u in again] == [text.split(". ")[1]]
 
 
@@ -273,12 +286,12 @@ def test_select_reasons_quotes_a_sentence_with_the_one_after_it_while_the_budget
             "But a storm dispersed the fleet. Survivors were taken prisoner by the despot of Cyprus.")  # fmt: skip
     passage = _whole(text)
     question = "Why did Richard the Lion-hearted go to Cyprus?"
-    pair = evidence.select_reasons(question, [passage], max_units=2)
+    pair = select_reasons(question, [passage], max_units=2)
     assert [u.text for u in pair] == [_first(2, text)]
     assert pair[0].start == 0 and text[pair[0].start : pair[0].end] == pair[0].text  # one exact slice
-    assert [u.text for u in evidence.select_reasons(question, [passage], max_units=1)] == [_first(1, text)]
+    assert [u.text for u in select_reasons(question, [passage], max_units=1)] == [_first(1, text)]
     said = ["But a storm dispersed the fleet."]  # what the model already wrote is not quoted again
-    assert [u.text for u in evidence.select_reasons(question, [passage], max_units=2, said=said)] == [_first(1, text)]
+    assert [u.text for u in select_reasons(question, [passage], max_units=2, said=said)] == [_first(1, text)]
 
 
 def test_the_best_quote_runs_on_for_two_sentences_the_others_for_one() -> None:
@@ -288,9 +301,9 @@ def test_the_best_quote_runs_on_for_two_sentences_the_others_for_one() -> None:
              "Richard the Lion-hearted went on to Acre. He named two governors. They ruled well. The island was sold."]  # fmt: skip
     passages = [_whole(t) for t in texts]
     question = "Why did Richard the Lion-hearted go to Cyprus?"
-    chosen = evidence.select_reasons(question, passages, max_units=8)
+    chosen = select_reasons(question, passages, max_units=8)
     assert [u.text for u in chosen] == [_first(3, texts[0]), _first(2, texts[1])]
-    assert [u.text for u in evidence.select_reasons(question, passages, max_units=2)] == [_first(2, texts[0])]
+    assert [u.text for u in select_reasons(question, passages, max_units=2)] == [_first(2, texts[0])]
 
 
 def test_select_reasons_skips_a_sentence_whose_first_half_the_passage_cut_off() -> None:
@@ -298,7 +311,7 @@ def test_select_reasons_skips_a_sentence_whose_first_half_the_passage_cut_off() 
     text = ("This is what could not have been done between the Normans and Ireland in those years. "
             "The Normans in Ireland built castles and settled in the Pale, and their surnames stayed.")  # fmt: skip
     passage = _whole(text)
-    chosen = evidence.select_reasons("What did the Normans do in Ireland?", [passage])
+    chosen = select_reasons("What did the Normans do in Ireland?", [passage])
     assert [u.text for u in chosen] == [text.split(". ")[1]]
 
 

@@ -30,7 +30,7 @@ def test_the_graph_sees_the_whole_project(graph) -> None:  # type: ignore[no-unt
     assert {"app", "rag", "rag.api", "rag.index.store", "rag.evaluation.retrieval", "ui.render"} <= set(graph.lines)
     assert ("app", "ui.render") in graph.edges
     assert ("rag.index.store", "chromadb") in graph.external
-    assert graph.edges.get(("rag.answer.composer", "rag.models.embed")) == "function"  # a lazy import counts
+    assert graph.edges.get(("rag.answer.kinds", "rag.models.embed")) == "function"  # a lazy import counts
     assert graph.edges.get(("rag.cli", "rag.evaluation.retrieval")) == "dynamic"  # so does importlib's
 
 

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rag import prime_overview, query, query_stream
-from rag.answer import overview
+from rag.answer.plan import messages, overview_evidence, spread
+from rag.answer.plan import prime_overview as prime
+from rag.answer.policy import SPREAD, SPREAD_PASSAGES, WHOLE
+from rag.answer.quotes import central
 from rag.config import Settings
 from rag.evaluation.answers import citation_checks
 from rag.evaluation.open_answers import failing_sentences, points_covered
@@ -48,6 +52,16 @@ class Scoped:
     def source_text(self, source: str) -> str:
         return self.text
 
+    def passage_vectors(self, passages: Sequence[Passage]) -> list[np.ndarray | None]:
+        return [None] * len(passages)  # none stored: answering embeds what it needs
+
+
+class Unscoped(Scoped):
+    """A retriever that lists no whole documents."""
+
+    def scope(self) -> list[str]:
+        return []
+
 
 PARAGRAPHS = [
     "Lighthouses guided ships along the rocky coast for two centuries.",
@@ -59,29 +73,29 @@ PARAGRAPHS = [
 
 def test_whole_document_when_it_fits_else_spread(article_settings: Settings) -> None:
     small = Scoped(PARAGRAPHS)
-    passages, budget = overview.evidence(small, article_settings) or ([], None)
-    assert passages == small.passages and budget is overview.WHOLE
+    passages, budget = overview_evidence(small, article_settings) or ([], None)
+    assert passages == small.passages and budget is WHOLE
     long = Scoped([p + " " + "More detail about the coast and its history. " * 60 for p in PARAGRAPHS * 10])
-    passages, budget = overview.evidence(long, article_settings) or ([], None)
-    assert budget is overview.SPREAD and len(passages) == overview.SPREAD_PASSAGES
+    passages, budget = overview_evidence(long, article_settings) or ([], None)
+    assert budget is SPREAD and len(passages) == SPREAD_PASSAGES
     starts = [p.start for p in passages]
     assert starts == sorted(starts) and starts[0] == 0 and starts[-1] >= long.passages[-len(long.passages) // 6].start
-    assert overview.evidence(object(), article_settings) is None  # a retriever that can't list documents
+    assert overview_evidence(Unscoped(PARAGRAPHS), article_settings) is None  # a retriever that lists no documents
 
 
 def test_spread_takes_the_opening_then_the_most_central_passage_of_each_run() -> None:
     theme, other, third = np.eye(3)
     vectors = np.stack([theme, theme + other, theme, theme - other, theme + third, theme - third, theme])
     # The mean direction is the theme: the lead, then from runs 1-3 and 4-6 the passage nearest to it.
-    assert overview.spread(vectors.astype(np.float32), 3) == [0, 2, 6]
-    assert overview.spread(vectors[[0, 1, 2, 3, 4, 6, 5]].astype(np.float32), 3) == [0, 2, 5]
-    assert overview.spread(vectors[:2], 3) == [0, 1]
+    assert spread(vectors.astype(np.float32), 3) == [0, 2, 6]
+    assert spread(vectors[[0, 1, 2, 3, 4, 6, 5]].astype(np.float32), 3) == [0, 2, 5]
+    assert spread(vectors[:2], 3) == [0, 1]
 
 
 def test_overview_prompt_puts_the_question_last_so_the_passages_are_a_shared_prefix() -> None:
     passages = Scoped(PARAGRAPHS).passages
-    first = overview.messages("What is this about?", passages, overview.WHOLE)
-    second = overview.messages("Summarise it.", passages, overview.WHOLE)
+    first = messages("What is this about?", passages, WHOLE)
+    second = messages("Summarise it.", passages, WHOLE)
     assert first[0] == second[0]
     a, b = first[1]["content"], second[1]["content"]
     shared = a[: a.index("What is this about?")]
@@ -111,17 +125,17 @@ def test_overview_is_answered_from_every_passage_and_never_refused(article_setti
 def test_prime_reads_the_same_prefix_as_an_overview_question(article_settings: Settings) -> None:
     model = MockModel()
     retriever = Scoped(PARAGRAPHS)
-    assert overview.prime(model, retriever, article_settings)
-    asked = overview.messages("What is this about?", retriever.passages, overview.WHOLE)
+    assert prime(model, retriever, article_settings)
+    asked = messages("What is this about?", retriever.passages, WHOLE)
     primed = model.prefilled[0]
     assert primed[0] == asked[0]
     assert asked[1]["content"].startswith(primed[1]["content"].split("Question:")[0] + "Question:")
     # Too long to read whole: the spread pick depends on the document alone, so its prompt is primed too.
     long = Scoped([p + " " + "More detail about the coast. " * 200 for p in PARAGRAPHS * 10])
     spread_model = MockModel()
-    assert overview.prime(spread_model, long, article_settings)
-    assert spread_model.prefilled[0][1]["content"].count("\n[") == overview.SPREAD_PASSAGES
-    assert not overview.prime(MockModel(), object(), article_settings)  # a retriever that can't list documents
+    assert prime(spread_model, long, article_settings)
+    assert spread_model.prefilled[0][1]["content"].count("\n[") == SPREAD_PASSAGES
+    assert not prime(MockModel(), Unscoped(PARAGRAPHS), article_settings)  # a retriever that lists no documents
     assert not prime_overview(settings=dataclasses.replace(article_settings, provider="extractive"))
 
 
@@ -136,7 +150,7 @@ def test_extractive_overview_quotes_the_opening_and_central_sentences(article_se
     assert starts[-1] > len(source) // 2
     retriever = open_retriever(settings)
     passages, vectors = retriever.document_passages(retriever.scope()[0])
-    assert overview.central_sentences(passages, vectors, covered=frozenset(range(len(passages)))) == []
+    assert central(passages, vectors, covered=frozenset(range(len(passages)))) == []
 
 
 @pytest.mark.llm
@@ -179,8 +193,8 @@ def test_local_overview_of_a_document_longer_than_the_context(shared_dir: Path, 
     path.write_text(text, encoding="utf-8")
     settings = Settings(index_dir=tmp_path / "index", provider="local")
     build_index([path], settings=settings)
-    passages, budget = overview.evidence(open_retriever(settings), settings) or ([], None)
-    assert budget is overview.SPREAD
+    passages, budget = overview_evidence(open_retriever(settings), settings) or ([], None)
+    assert budget is SPREAD
     answer = query("Summarize the main points of this text.", settings=settings)
     assert answer.provider == "local" and not answer.refused, answer.text
     assert all(citation_checks(answer, text)) and failing_sentences(answer, text) == 0

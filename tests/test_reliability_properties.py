@@ -12,9 +12,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.answer.citations import MARKER, marker_numbers, strip_markers
-from rag.answer.support import SupportChecker
-from rag.answer.verify import check_sentence, split_complete
+from rag.answer.checks import SupportChecker, check_sentence
+from rag.answer.citations import MARKER, marker_numbers, split_complete, strip_markers
 from rag.config import Settings
 from rag.errors import InputError
 from rag.inputs import validate_question

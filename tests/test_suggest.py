@@ -11,10 +11,10 @@ import pytest
 
 import rag
 from rag.answer.prompts import load_prompt
-from rag.answer.suggest import SPREAD, answered_in, clean_question, try_order
 from rag.config import Settings
 from rag.index import library
 from rag.index.build import build_index
+from rag.suggest import SPREAD, answered_in, clean_question, try_order
 from rag.types import Answer, Citation, Passage
 from tests.fakes import MockModel
 

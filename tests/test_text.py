@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.answer.verify import split_complete
+from rag.answer.citations import split_complete
 from rag.text import near_duplicate, sentence_spans
 
 _alphabet = st.sampled_from(list("ab X.!?…;\n\n \t'\"”’)][1]") + ["\u00a0"])

@@ -1,4 +1,4 @@
-"""Fit and report the answerability threshold on the production judgement (rag/answer/answerability.py).
+"""Fit and report the answerability threshold on the production judgement (rag/answer/decide.py).
 
     python tools/answerability_fit.py collect [SET ...]   # scores appended to $OUT/<set>.jsonl (resumable)
     python tools/answerability_fit.py fit [--write]       # threshold on tuning, figures on every split
@@ -95,24 +95,19 @@ def _parts(corpus: str, tmp: Path) -> tuple[Any, Any]:
 
 
 def score(row: dict[str, Any], retriever: Any, settings: Any, model: Any) -> dict[str, Any]:
-    """The production judgement of one question: its kind and passages (`pipeline.begin`), the answer's own
-    prompt with the yes/no paragraph; plus the two signals that need no model."""
-    from rag.answer.answerability import judge
-    from rag.answer.composer import Composer
-    from rag.answer.gate import refusal_before
-    from rag.answer.pipeline import begin
-    from rag.answer.support import question_coverage
+    """The production judgement of one question: its plan (kind, passages, the answer's own prompt) with the
+    yes/no paragraph; plus the two signals that need no model."""
+    from rag.answer.decide import judge, question_coverage, refusal_before
+    from rag.answer.plan import make_plan
 
-    composer = Composer(settings, retriever, model)
-    question_kind = begin(composer, row["question"], time.perf_counter())
-    names = question_coverage(composer.question, composer.sources, composer.checker.allowed_names).missing_names
+    plan = make_plan(row["question"], retriever, settings)
+    names = question_coverage(plan.question, plan.sources, plan.names).missing_names
     started = time.perf_counter()
     # not judged, as in the pipeline: overviews (never refused) and "other" messages (the word gate decides)
-    p = None if question_kind in ("overview", "other") else judge(model, composer.prompt())
-    return {**row, "kind": question_kind, "p": p, "seconds": round(time.perf_counter() - started, 3),
+    p = None if plan.kind in ("overview", "other") else judge(model, plan.messages)
+    return {**row, "kind": plan.kind, "p": p, "seconds": round(time.perf_counter() - started, 3),
             "names_absent": list(names),
-            "words_refuse": refusal_before(composer.question, composer.sources, composer.checker.allowed_names)
-            is not None}  # fmt: skip
+            "words_refuse": refusal_before(plan.question, plan.sources, plan.names) is not None}  # fmt: skip
 
 
 def collect(sets: list[str]) -> None:

@@ -21,14 +21,13 @@ import argparse
 import dataclasses
 import json
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.answer.composer import Composer
 from rag.answer.condense import condense
-from rag.answer.pipeline import begin
+from rag.answer.decide import decide
+from rag.answer.plan import make_plan
 from rag.config import Settings
 from rag.evaluation.answers import _index, article_sets, squad_sample, squad_text
 from rag.inputs import validate_history, validate_question
@@ -50,10 +49,8 @@ def decide_one(settings: Settings, question: str, history: Sequence[str]) -> tup
     retriever = open_retriever(settings)
     text = validate_question(question, settings)
     turns = validate_history([Turn(q, "") for q in history], settings)
-    composer = Composer(settings, retriever, None)
-    begin(composer, condense(text, turns, None), time.perf_counter())
-    refused = composer.refuse_before()
-    return refused, composer.decision.reason if composer.decision else ""
+    decision = decide(make_plan(condense(text, turns, None), retriever, settings), settings, None)
+    return decision.refuse, decision.reason
 
 
 def run_split(settings: Settings, split: str, per_kind: int, where: Path) -> list[dict[str, Any]]:

@@ -1,12 +1,13 @@
-"""Fit the cosine at which a checked sentence counts as relevant by meaning (evidence.RELEVANT_COSINE).
+"""Fit the cosine at which a checked sentence counts as relevant by meaning (checks.RELEVANT_COSINE).
 
     python tools/relevance_fit.py collect [SET ...]   # sentence records to $RELEVANCE_OUT/<set>.jsonl
     python tools/relevance_fit.py fit                 # the threshold from the tuning sets' records
 
-Each question goes through the product's own steps (pipeline.begin, the judgement, generation with the local
-model); a Composer subclass records, for every sentence that passed the support check, whether it shares a
-question word (`shares_words`, the word rule) and its e5 cosine with the question, and keeps the word rule's
-decision, so the records show what the meaning rule would add. Labels: a sentence of an unanswerable question
+Each question goes through the product's own pipeline (`answer_stream` with the local model); its trace gives,
+for every sentence that passed the support check, whether it shares a question word (`shares_words`, the word
+rule) and its e5 cosine with the question, so the records show what the meaning rule adds. (The pipeline applies
+the current rule while answering, so later sentences of an answer can differ from a run with the word rule
+alone; the first fit, in 2026-11, ran the word rule alone.) Labels: a sentence of an unanswerable question
 is wrong; one of an answerable question is right when it holds the answer (article sets: a word of every
 `answer_any` group; SQuAD: the normalised gold answer); other sentences are unlabelled.
 
@@ -21,7 +22,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +33,6 @@ import answerability_fit as sets  # noqa: E402 - the same question sets and samp
 
 OUT = Path(os.environ.get("RELEVANCE_OUT", "/tmp/relevance-fit"))
 TUNING = ("dev", "devpara", "normans")
-
-
-def _recording_composer() -> Any:
-    from rag.answer.composer import Composer
-
-    class Recording(Composer):
-        records: list[dict[str, Any]] = []
-
-        def _relevant(self, checked: Any) -> bool:
-            words = self.overview or self.shares_words(checked)
-            self.records.append({"claim": checked.claim, "words": words, "cosine": self.topic.similarity(checked.claim)})
-            return words
-
-    return Recording
 
 
 @functools.cache
@@ -67,11 +53,10 @@ def _answer_keys() -> dict[str, dict[str, Any]]:
 
 
 def collect(names: list[str]) -> None:
-    from rag.answer.pipeline import begin
+    from rag.answer.pipeline import SentenceTrace, answer_stream
     from rag.models.chat import get_chat_model
 
     OUT.mkdir(parents=True, exist_ok=True)
-    recording = _recording_composer()
     parts: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="rag-relevance-") as tmp:
         for name in names:
@@ -80,13 +65,18 @@ def collect(names: list[str]) -> None:
                     if row["corpus"] not in parts:
                         parts[row["corpus"]] = sets._parts(row["corpus"], Path(tmp))
                     retriever, settings = parts[row["corpus"]]
-                    composer = recording(settings, retriever, get_chat_model(settings))
-                    composer.records = []
-                    begin(composer, row["question"], time.perf_counter())
-                    if not composer.refuse_before():
-                        for _ in composer.generate():
-                            pass
-                    out.write(json.dumps({**row, **_answer_keys().get(row["id"], {}), "sentences": composer.records}) + "\n")
+                    records: list[dict[str, Any]] = []
+
+                    def record(name: str, value: Any, records: list[dict[str, Any]] = records) -> None:
+                        # every generated sentence that passed support, with the two relevance signals
+                        if name == "sentence" and isinstance(value, SentenceTrace) and value.checked is not None:
+                            records.append({"claim": value.checked.claim, "words": value.shares_words,
+                                            "cosine": value.cosine})  # fmt: skip
+
+                    stream = answer_stream(row["question"], (), settings=settings, retriever=retriever,
+                                           model=get_chat_model(settings), trace=record)  # fmt: skip
+                    _ = stream.answer  # runs the whole answer; the trace filled `records`
+                    out.write(json.dumps({**row, **_answer_keys().get(row["id"], {}), "sentences": records}) + "\n")
             print(f"{name}: done", flush=True)
 
 

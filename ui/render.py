@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from rag.types import Answer, Citation
+from rag.types import NOT_COVERED, Answer, Citation
 
 # Characters that HTML or Streamlit's Markdown (CommonMark + GFM, math, emoji shortcodes, `:color[..]`)
 # could interpret. Numeric entities decode back to the same characters when displayed.
@@ -25,7 +25,6 @@ ARTICLE_LIMIT = 150_000  # characters of a document shown whole in the article v
 _PARA_BREAK = re.compile(r"\n[ \t]*\n\s*")
 
 
-NOT_COVERED = "The article doesn't cover this."
 PROVIDER_LABELS = {
     "local": "Local model (llama.cpp, offline)",
     "openai": "OpenAI",
@@ -252,7 +251,7 @@ def conversation_markdown(
         if ex.answer.standalone_question and _differs(ex.answer.standalone_question, ex.question):
             lines += [f"_Searched for: {_one_line(ex.answer.standalone_question)}_", ""]
         if ex.answer.refused:
-            lines += ["**Answer:** The article doesn't cover this.", ""]
+            lines += [f"**Answer:** {NOT_COVERED}", ""]
             if ex.answer.text.strip():
                 lines += [f"> {_one_line(ex.answer.text)}", ""]
             continue

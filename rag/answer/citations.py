@@ -1,4 +1,4 @@
-"""Citation markers: parse, strip, number, render.
+"""Citation markers: parse, strip, number, render; and cutting a streamed reply into sentences with their markers.
 
 Invariants every answer leaves here with: markers are numbered 1..n in order of first appearance with no
 gaps; each number maps to exactly one retrieved passage (and each passage to one number); a marker pointing
@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.text import SENTENCE_END
 from rag.types import Citation, Passage
 
 # [1]  [1, 2]  [1,2,3]  [12]  and the model's habit [Passage 2] / [source 1]. At most 3 digits: "[2016]" is a year.
@@ -69,3 +70,32 @@ def render_sentence(sentence: str, passages: Sequence[Passage], numbering: Numbe
     finals = list(dict.fromkeys(numbering.number(p) for p in passages))
     marks = "".join(f"[{n}]" for n in finals)
     return f"{sentence} {marks}" if marks else sentence
+
+
+# rag.text's sentence end, plus the citation markers that follow it on the same line, is complete once more
+# text follows; a line break completes a sentence at once. Waiting for the next non-space character keeps
+# "... West. [2]" together. Markers attach only on the same line: a streamed line break can't know what
+# follows, so one across it would split differently depending on where the stream was cut.
+_BOUNDARY = re.compile(rf"{SENTENCE_END}(?:[ \t]*\[[^\]\n]{{1,40}}\])*(?=\s+[^\s\[])|\n+")
+# A list item's number, alone or with the markers the model puts before the item's text ("1. [3] Turkey's ...").
+_LIST_NUMBER = re.compile(r"\d{1,2}[.)](?:[ \t]*\[[^\]\n]{1,40}\])*")
+_FINISHED = re.compile(rf"(?:{SENTENCE_END}|\])\s*$")
+
+
+def split_complete(buffer: str) -> tuple[list[str], str]:
+    """Complete sentences in `buffer` (markers included) and the unfinished rest."""
+    sentences: list[str] = []
+    start = 0
+    for match in _BOUNDARY.finditer(buffer):
+        piece = buffer[start : match.end()].strip()
+        if _LIST_NUMBER.fullmatch(piece):
+            continue  # "1. [3]" opens a list item: its number and markers belong to the sentence that follows
+        if piece:
+            sentences.append(piece)
+        start = match.end()
+    return sentences, buffer[start:]
+
+
+def unfinished(text: str) -> bool:
+    """Text that ends neither a sentence nor a citation: a reply cut off by the token limit ("... rather than an")."""
+    return not _FINISHED.search(text)

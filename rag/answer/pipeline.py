@@ -1,29 +1,37 @@
-"""The answering flow over given parts: condense a follow-up -> retrieve -> refusal gate -> generate (streamed,
-each sentence checked against its cited passage before it is shown) -> after-checks -> extractive fallback or
-refusal. Inputs were validated and the parts (retriever, chat model) chosen by the caller (`rag.api`).
+"""How an answer is made, in reading order:
+
+1. condense  a follow-up ("and Russia?") becomes a standalone question (condense.py);
+2. plan      its kind, policy, passages and prompt, built once (plan.py, policy.py);
+3. decide    answer or refuse, before anything is generated (decide.py);
+4. generate  stream the model's reply, check each sentence against its cited passage before it is shown
+             (checks.py), open answers led and completed by verbatim quotes (quotes.py);
+5. fall back when no sentence survives or the model fails: quote the passages (quotes.py), or refuse.
+Without a model (the extractive provider) step 4 is the quotes alone. Inputs were validated and the parts
+(retriever, chat model) chosen by the caller (`rag.api`). `trace`, when given, receives every intermediate
+value by name ("standalone", "plan", "decision", "sentence", "answer") for measuring tools.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterator
-from typing import Protocol
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from rag.answer import overview
-from rag.answer.composer import Composer
+from rag.answer.checks import Checked, Relevance, check_sentence, says_cant_tell, whole_copy
+from rag.answer.citations import Numbering, marker_numbers, render_sentence, split_complete, strip_markers, unfinished
 from rag.answer.condense import condense
-from rag.answer.evidence import gather
-from rag.answer.kinds import kind
+from rag.answer.decide import Decision, decide, fits_question
+from rag.answer.plan import PassageSource, Plan, make_plan, passage_vectors
+from rag.answer.quotes import adds_to, central, choose, repeats, select_reasons
 from rag.config import Settings
+from rag.errors import ModelAuthError, ModelError
 from rag.models.chat import ChatModel
-from rag.types import Answer, Passage, Turn
+from rag.models.embed import similarity
+from rag.types import REFUSAL, Answer, Passage, Timings, Turn
 
-
-class PassageSource(Protocol):
-    """What answering needs of a retriever (the real one is `rag.search.retriever.Retriever`)."""
-
-    def retrieve(self, question: str, k: int = 5) -> list[Passage]: ...
-    def source_text(self, source: str) -> str: ...
+Trace = Callable[[str, Any], None]
+__all__ = ["AnswerStream", "PassageSource", "SentenceTrace", "Trace", "answer_stream", "respond"]
 
 
 class AnswerStream:
@@ -53,38 +61,230 @@ class AnswerStream:
         return self._answer
 
 
-def answer_stream(
-    question: str,
-    history: tuple[Turn, ...],
-    *,
-    settings: Settings,
-    retriever: PassageSource,
-    model: ChatModel | None,
-) -> AnswerStream:
+@dataclass(frozen=True)
+class SentenceTrace:
+    """One generated sentence as the checks saw it (`checked` None: it failed support)."""
+
+    sentence: str
+    checked: Checked | None
+    kept: bool
+    shares_words: bool | None = None
+    cosine: float | None = None
+
+
+def answer_stream(question: str, history: tuple[Turn, ...], *, settings: Settings, retriever: PassageSource,
+                  model: ChatModel | None, trace: Trace | None = None) -> AnswerStream:  # fmt: skip
     """Answer a validated question with these parts; `model` None answers by quoting passages."""
-    return AnswerStream(_steps(Composer(settings, retriever, model), question, history))
+    return AnswerStream(_steps(question, history, settings, retriever, model, trace or _ignore))
 
 
-def _steps(composer: Composer, question: str, history: tuple[Turn, ...]) -> Generator[str, None, Answer]:
+def _steps(question: str, history: tuple[Turn, ...], settings: Settings, retriever: PassageSource,
+           model: ChatModel | None, trace: Trace) -> Generator[str, None, Answer]:  # fmt: skip
     started = time.perf_counter()
-    begin(composer, condense(question, history, composer.model), started)
-    if composer.refuse_before():
-        return composer.refusal()
-    if composer.model is None:
-        return (yield from composer.extractive())
-    return (yield from composer.generate())
+    standalone = condense(question, history, model)
+    trace("standalone", standalone)
+    plan = make_plan(standalone, retriever, settings, started=started)
+    answer = yield from respond(plan, settings, retriever, model, started=started, trace=trace)
+    return answer
 
 
-def begin(composer: Composer, standalone: str, started: float) -> str:
-    """The question's kind, then its evidence given to `composer` (everything before the answerability
-    decision); returns the kind the question model gave ("factual", "open", "overview" or "other")."""
-    question_kind = kind(standalone)  # factual, open or overview: how much evidence, how long an answer
-    about_document = question_kind != "other"
-    path = question_kind if about_document else "factual"  # chit-chat, an instruction: the factual checks refuse
-    whole = overview.evidence(composer.retriever, composer.settings) if path == "overview" else None
-    if whole is not None:  # the whole document, or passages spread across it
-        composer.start(standalone, whole[0], started, whole[1])
+def respond(plan: Plan, settings: Settings, retriever: PassageSource, model: ChatModel | None, *,
+            started: float | None = None, trace: Trace | None = None) -> Generator[str, None, Answer]:  # fmt: skip
+    """Steps 3-5 for a plan: decide, then generate and check, or quote, or refuse."""
+    trace = trace or _ignore
+    trace("plan", plan)
+    run = _Run(plan, settings, retriever, model, time.perf_counter() if started is None else started)
+    run.decision = decide(plan, settings, model)
+    trace("decision", run.decision)
+    if run.decision.refuse:
+        answer = run.refusal()
+    elif model is None:
+        answer = yield from run.extractive()
     else:
-        passages = gather(composer.retriever, standalone, path, composer.settings.top_k, composer.settings)
-        composer.start(standalone, passages, started, path, about_document=about_document)
-    return question_kind
+        answer = yield from generate(run, model, trace)
+    trace("answer", answer)
+    return answer
+
+
+def _ignore(name: str, value: Any) -> None:
+    return None
+
+
+@dataclass
+class _Run:
+    """One answer in progress: its plan and parts, the clock, and the citation numbering."""
+
+    plan: Plan
+    settings: Settings
+    retriever: PassageSource
+    model: ChatModel | None
+    started: float
+    first: float | None = None  # seconds to the first generated token or shown text
+    decision: Decision = Decision(False, "")
+
+    def mark_first(self) -> None:
+        self.first = self.first or time.perf_counter() - self.started
+
+    def quotes(self, among: Sequence[Passage] = (), most: int = 0) -> list[tuple[Passage, Checked]]:
+        """Quotes from `among` (default: the plan's passages), or [] when they don't fit the question."""
+        plan = self.plan
+        pool = list(among) or list(plan.passages)
+        vectors = passage_vectors(self.retriever, pool, self.settings) if plan.policy.quotes == "central" else None
+        units = choose(plan.policy, plan.question, pool, similarity=similarity(self.settings), vectors=vectors,
+                       most=most)  # fmt: skip
+        if plan.policy.quotes != "central" and (not units or not fits_question(plan.question, " ".join(u.text for u in units))):
+            return []
+        return [(pool[u.passage_index], Checked(u.text, (pool[u.passage_index],))) for u in units]
+
+    def extractive(self, prefer: Sequence[Passage] = ()) -> Generator[str, None, Answer]:
+        """Quote the best sentences; from the `prefer`red passages (the model's pick) when they answer."""
+        chosen = (self.quotes(prefer) if prefer else []) or self.quotes()
+        if not chosen:
+            return self.refusal(provider="extractive")
+        numbering = Numbering()
+        text = " ".join(render_sentence(c.claim, c.passages, numbering) for _, c in chosen)
+        self.mark_first()
+        yield text
+        return self.answer(text, numbering, provider="extractive")
+
+    def refusal(self, provider: str | None = None) -> Answer:
+        return self.answer(REFUSAL, Numbering(), refused=True, provider=provider)
+
+    def answer(self, text: str, numbering: Numbering, *, refused: bool = False, provider: str | None = None) -> Answer:
+        model = self.model
+        if provider is None:
+            provider = model.provider if model is not None else "extractive"
+        return Answer(
+            text=text,
+            citations=[] if refused else numbering.citations(),
+            passages=list(self.plan.passages),
+            refused=refused,
+            standalone_question=self.plan.question,
+            provider=provider,
+            model=model.model if model is not None and provider != "extractive" else "",
+            timings=Timings(retrieve=self.plan.retrieve_seconds, first_token=self.first,
+                            total=time.perf_counter() - self.started, decide=self.decision.seconds),  # fmt: skip
+        )
+
+
+@dataclass
+class _Draft:
+    """What the checks made of the model's reply so far."""
+
+    kept: list[Checked] = field(default_factory=list)
+    lead: list[Checked] = field(default_factory=list)  # the quote an open answer opens with (in kept too)
+    echoed: bool = False  # a model sentence passed its checks but only said the lead quote again
+    pointed: list[Passage] = field(default_factory=list)  # passages named by a bare "[2]" with no sentence
+    dropped: int = 0
+    cant_tell: bool = False  # the model said the passages don't tell
+    invented: bool = False  # a dropped sentence named something no shown passage mentions
+
+
+def generate(run: _Run, model: ChatModel, trace: Trace) -> Generator[str, None, Answer]:
+    """Stream the model's reply, showing only sentences that pass the checks; then the supplement, the fallback
+    or the refusal."""
+    plan, policy = run.plan, run.plan.policy
+    shown, draft, numbering = list(plan.shown), _Draft(), Numbering()
+    relevance = Relevance(plan.question, plan.names, run.settings)
+    # An open answer opens with quotes: true to their passage by construction, and shown before the model has
+    # read its prompt (reading it and writing a first sentence took ~1.4 s past the first token on this CPU).
+    draft.lead = [c for _, c in run.quotes(most=policy.lead)] if policy.lead else []
+    for lead in draft.lead:
+        draft.kept.append(lead)
+        run.mark_first()
+        yield (" " if len(draft.kept) > 1 else "") + render_sentence(lead.claim, lead.passages, numbering)
+    sentences = _sentences(run, model, keep_fragment=policy.keep_fragment)
+    try:
+        for sentence in sentences:
+            checked = _take(sentence, shown, draft, run, relevance, trace)
+            if checked is not None:
+                yield (" " if len(draft.kept) > 1 else "") + render_sentence(checked.claim, checked.passages, numbering)
+            if len(draft.kept) >= policy.sentences or draft.dropped >= policy.dropped:
+                break  # the rest would only cost time on a CPU: the prompt asks for no more
+    except ModelAuthError:
+        raise
+    except ModelError:
+        if not run.settings.fallback_extractive:
+            raise
+        return (yield from run.extractive(draft.pointed))  # a cut-off reply is never the final answer
+    finally:
+        sentences.close()  # stops generation (closes the HTTP stream) when we stop early
+    return (yield from _conclude(run, draft, numbering))
+
+
+def _conclude(run: _Run, draft: _Draft, numbering: Numbering) -> Generator[str, None, Answer]:
+    """The kept sentences with the supplement; else a refusal when the model said it can't tell; else quotes."""
+    kept = draft.kept
+    wrote = len(kept) > len(draft.lead) or draft.echoed  # a sentence of the model's own passed its checks
+    if kept and fits_question(run.plan.question, " ".join(c.claim for c in kept)):
+        for extra in _supplement(run, kept):
+            kept.append(extra)
+            yield " " + render_sentence(extra.claim, extra.passages, numbering)
+        text = " ".join(render_sentence(c.claim, c.passages, numbering) for c in kept)
+        return run.answer(text, numbering, provider=None if wrote else "extractive")  # quotes only: say so
+    if not kept and not draft.pointed and (draft.cant_tell or draft.invented):
+        return run.refusal()  # the model says, or shows by reaching outside them, that the passages can't tell
+    return (yield from run.extractive(draft.pointed))
+
+
+def _take(sentence: str, shown: list[Passage], draft: _Draft, run: _Run, relevance: Relevance,
+          trace: Trace) -> Checked | None:  # fmt: skip
+    """Check one generated sentence; record it in `draft` (kept, dropped, or a bare pointer)."""
+    policy, checker = run.plan.policy, run.plan.checker
+    draft.cant_tell = draft.cant_tell or says_cant_tell(sentence)
+    if not strip_markers(sentence).strip(" .,;:"):
+        draft.pointed += [shown[n - 1] for n in marker_numbers(sentence) if 1 <= n <= len(shown)]
+        return None
+    checked = whole_copy(check_sentence(sentence, shown, checker), shown)
+    echo = checked is not None and bool(draft.lead) and not adds_to(checked.claim, [c.claim for c in draft.lead])
+    draft.echoed = draft.echoed or echo  # the model's checked sentence says what the quote says: it agrees
+    keep = checked is not None and not echo and all(c.claim != checked.claim for c in draft.kept)
+    keep = keep and (not policy.relevance or relevance.answers(checked))  # type: ignore[arg-type]
+    keep = keep and (not policy.on_topic or relevance.on_topic(checked.claim))  # type: ignore[union-attr]
+    if checked is not None and trace is not _ignore:
+        trace("sentence", SentenceTrace(sentence, checked, keep, relevance.shares_words(checked),
+                                        relevance.similarity(checked.claim)))  # fmt: skip
+    if not keep or checked is None:
+        draft.invented = draft.invented or bool(checker.foreign_names(sentence, [p.text for p in shown]))
+        draft.dropped += 1
+        return None
+    draft.kept.append(checked)
+    return checked
+
+
+def _supplement(run: _Run, kept: list[Checked]) -> list[Checked]:
+    """The points the model left out, quoted: for an open question one quote from each passage (its best sentence,
+    with the next while the budget lasts) passing over what the kept sentences mostly say; for an overview a
+    central sentence from each part of the document no kept sentence cites. Up to the sentence budget."""
+    plan, policy = run.plan, run.plan.policy
+    pool = list(plan.passages)
+    if policy.quotes == "central":
+        cited = frozenset(i for i, p in enumerate(pool) if any(p in c.passages for c in kept))
+        vectors = passage_vectors(run.retriever, pool, run.settings)
+        extra: list[Checked] = []
+        for unit in central(pool, vectors, covered=cited):
+            if len(kept) + len(extra) >= policy.sentences:
+                break
+            if not any(repeats(unit.text, c.claim) for c in [*kept, *extra]):
+                extra.append(Checked(unit.text, (pool[unit.passage_index],)))
+        return extra
+    if policy.quotes != "reasons":
+        return []
+    # Every passage, cited ones too: the model often keeps one point of a passage that gives several.
+    units = select_reasons(plan.question, pool, similarity=similarity(run.settings),
+                           max_units=policy.sentences - len(kept), said=[c.claim for c in kept])  # fmt: skip
+    return [Checked(u.text, (pool[u.passage_index],)) for u in units]
+
+
+def _sentences(run: _Run, model: ChatModel, *, keep_fragment: bool) -> Generator[str, None, None]:
+    buffer = ""
+    for delta in model.stream(run.plan.messages):
+        run.first = run.first if run.first is not None else time.perf_counter() - run.started
+        buffer += delta
+        done, buffer = split_complete(buffer)
+        yield from done
+    rest = buffer.strip()
+    # The token limit can cut a long answer's last sentence mid-way ("... rather than an"), and its words may
+    # still pass the check: not shown. A factual reply is often a bare fragment ("7 months ago") and keeps it.
+    if rest and (keep_fragment or not unfinished(rest)):
+        yield rest

@@ -1,4 +1,4 @@
-"""Word-level text analysis shared by the support check, the refusal gate and the extractive answerer.
+"""Word-level text analysis shared by the sentence checks, the answer-or-refuse decision and the quote choice.
 
 Plain functions over strings: tokens, stems, numbers and names. Sentence boundaries are rag.text's.
 """
@@ -91,6 +91,26 @@ def main_names(source_text: str, min_count: int = 3) -> frozenset[str]:
         if token[0].isupper() and token.lower() not in STOPWORDS:
             counts[token.lower()] += 1
     return frozenset(name for name, n in counts.items() if n >= min_count)
+
+
+@functools.lru_cache(maxsize=64)
+def name_stems(names: frozenset[str]) -> frozenset[str]:
+    """Stems of the documents' main names: they occur in every passage, so they say nothing about support or
+    coverage."""
+    return frozenset(stem(n) for n in names)
+
+
+# Questions asking for an amount ("How many ...?", "What percentage ...?") or a date ("When ...?", "What year ...?").
+_AMOUNT = re.compile(r"^\s*how\s+(?:much|many|long|large|big|far|old)\b|\bwhat\s+(?:percentage|share|amount|number)\b", re.I)
+_DATE = re.compile(r"^\s*(?:when|what year|in what year|which year)\b", re.I)
+
+
+def asks_amount(question: str) -> bool:
+    return bool(_AMOUNT.search(question))
+
+
+def asks_date(question: str) -> bool:
+    return bool(_DATE.search(question))
 
 
 def stem_in(target: str, stems: Iterable[str], anywhere: bool = True) -> bool:

@@ -33,11 +33,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.answer.citations import marker_numbers, strip_markers
+from rag.answer.checks import SupportChecker
+from rag.answer.citations import marker_numbers, split_complete, strip_markers
 from rag.answer.prompts import load_prompt
-from rag.answer.support import SupportChecker
 from rag.answer.terms import main_names
-from rag.answer.verify import split_complete
 from rag.config import PROJECT_DIR, Settings
 from rag.types import Answer, Turn
 

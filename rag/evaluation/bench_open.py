@@ -16,8 +16,7 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,45 +26,25 @@ from rag.evaluation.open_answers import OPEN_QUESTIONS
 from rag.evaluation.procs import report
 
 
-@contextmanager
-def _path(name: str) -> Iterator[None]:
-    from rag.answer import pipeline
+def _one(question: str, settings: Settings, path: str = "open") -> dict[str, Any]:
+    """One answer through the pipeline's own steps; `path` "today" plans it as a factual question, "open" lets
+    the kind model decide."""
+    from rag.answer.pipeline import AnswerStream, respond
+    from rag.answer.plan import make_plan
+    from rag.api import load_chat_model, open_index
 
-    real = pipeline.kind
-    if name == "today":
-        pipeline.kind = lambda question: "factual"  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        pipeline.kind = real  # type: ignore[assignment]
-
-
-def _one(question: str, settings: Settings) -> dict[str, Any]:
-    from rag.answer import composer
-    from rag.api import query_stream
-
-    sizes: list[int] = []
-    real = composer.answer_messages
-
-    def measured(*args: Any, **kw: Any) -> Any:
-        messages = real(*args, **kw)
-        sizes.append(len(messages[1]["content"]))
-        return messages
-
-    composer.answer_messages = measured  # type: ignore[assignment]
-    try:
-        started = time.perf_counter()
-        stream = query_stream(question, settings=settings)
-        first = None
-        for delta in stream:
-            if first is None and delta.strip():
-                first = time.perf_counter() - started
-        answer = stream.answer
-    finally:
-        composer.answer_messages = real  # type: ignore[assignment]
+    retriever, model = open_index(settings), load_chat_model(settings)
+    started = time.perf_counter()
+    plan = make_plan(question, retriever, settings, started=started, kind="factual" if path == "today" else None)
+    stream = AnswerStream(respond(plan, settings, retriever, model, started=started))
+    first = None
+    for delta in stream:
+        if first is None and delta.strip():
+            first = time.perf_counter() - started
+    answer = stream.answer
     return {"prep": answer.timings.retrieve, "decide": answer.timings.decide,
             "first_token": answer.timings.first_token, "first_words": first,
-            "total": answer.timings.total, "prompt_chars": sizes[0] if sizes else None,
+            "total": answer.timings.total, "prompt_chars": len(plan.messages[1]["content"]),
             "sentences": answer.text.count("["), "provider": answer.provider}  # fmt: skip
 
 
@@ -76,14 +55,12 @@ def run(settings: Settings, limit: int, rounds: int) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {"today": [], "open": []}
     with tempfile.TemporaryDirectory(prefix="rag-bench-open-") as tmp:
         indexed = _index(settings, [settings.corpus_path], Path(tmp) / "index")
-        with _path("today"):
-            _one("What did Erdogan and Putin agree on in Sochi?", indexed)  # warm-up: server, caches
+        _one("What did Erdogan and Putin agree on in Sochi?", indexed, "today")  # warm-up: server, caches
         for r in range(rounds):
             for i, row in enumerate(rows):
                 order = ("today", "open") if (i + r) % 2 == 0 else ("open", "today")
                 for name in order:
-                    with _path(name):
-                        record = _one(row["question"], indexed)
+                    record = _one(row["question"], indexed, name)
                     runs[name].append(record | {"id": row["id"]})
                     print(name, row["id"], json.dumps(record), flush=True)
 

@@ -31,10 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.answer.citations import marker_numbers, strip_markers
-from rag.answer.support import SupportChecker
+from rag.answer.checks import SupportChecker
+from rag.answer.citations import marker_numbers, split_complete, strip_markers
 from rag.answer.terms import main_names
-from rag.answer.verify import split_complete
 from rag.config import PROJECT_DIR, Settings
 from rag.evaluation.answers import SHARED, _index, citation_checks, load_questions, write_details
 from rag.types import Answer

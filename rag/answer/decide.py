@@ -1,0 +1,144 @@
+"""Answer or refuse? Decided once before anything is generated, and the answer's shape checked after.
+
+Before generating (`decide`), in order:
+1. No passages: refuse.
+2. A name or number of the question that occurs nowhere in the whole document(s): refuse ("What did Biden say?"
+   about an article that never names him). Needs no model.
+3. With a model that returns token probabilities (llama.cpp's server, OpenAI) and a message about the document:
+   the model reads the answer's own prompt with one more paragraph asking yes or no
+   (`prompts/answerable_check.txt`), and P(yes) / (P(yes) + P(no)) below a threshold fitted on the tuning split
+   (`thresholds.json` says where and when) means refuse. Everything before that paragraph is the answer's prompt
+   token for token, so llama.cpp's prompt cache reads it once for both: the judgement costs ~20 prompt tokens and
+   one generated token.
+4. Otherwise (no model, no probabilities, `RAG_ANSWERABILITY=words`, or a message the kind model calls "other",
+   for which a yes/no about the passages means nothing): word coverage, fewer than MIN_COVERAGE of the question's
+   meaningful words in the documents means refuse.
+An overview is never refused: a document can always be summarised.
+
+After generating (`fits_question`): an amount question needs a new amount, a date question a date.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.answer.plan import Plan
+from rag.answer.prompts import render
+from rag.answer.terms import asks_amount, asks_date, content_stems, name_stems, names, numbers, stem, stem_in
+from rag.config import Settings
+from rag.errors import ModelAuthError, ModelError
+from rag.models.chat import ChatModel, Message
+
+log = logging.getLogger(__name__)
+THRESHOLDS = Path(__file__).with_name("thresholds.json")
+# Share of the question's meaningful words the documents must hold (hand-set in 42f24e7 on the dev questions).
+MIN_COVERAGE = 0.6
+_YEAR = re.compile(r"^(1[89]|20)\d\d$")
+_MONTH = re.compile(r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b")
+
+
+@dataclass(frozen=True)
+class Decision:
+    refuse: bool
+    reason: str  # "no passages", "names absent", "judged", "word coverage", "not refusable"
+    probability: float | None = None  # the judgement's P(yes), when it ran
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of a question the documents speak about."""
+
+    ratio: float  # share of the question's content terms found
+    missing_terms: tuple[str, ...]
+    missing_names: tuple[str, ...]  # names and numbers of the question found nowhere: a strong refusal signal
+
+
+def decide(plan: Plan, settings: Settings, model: ChatModel | None) -> Decision:
+    """Whether to refuse `plan`'s question before generating (see the module's order)."""
+    if not plan.policy.refusable:
+        return Decision(False, "not refusable")
+    started = time.perf_counter()
+    judge_with = model if settings.answerability == "judge" and plan.about_document else None
+    decision = _decide(plan, judge_with)
+    return Decision(decision.refuse, decision.reason, decision.probability, time.perf_counter() - started)
+
+
+def _decide(plan: Plan, model: ChatModel | None) -> Decision:
+    if not plan.passages:
+        return Decision(True, "no passages")
+    if question_coverage(plan.question, plan.sources, plan.names).missing_names:
+        return Decision(True, "names absent")
+    probability = judge(model, plan.messages) if model is not None else None
+    if probability is not None:
+        return Decision(probability < threshold(), "judged", probability)
+    return Decision(refusal_before(plan.question, plan.sources, plan.names) is not None, "word coverage")
+
+
+@functools.cache
+def threshold(name: str = "judge") -> float:
+    """A fitted threshold from thresholds.json (its `fitted_on` says which split; never the held-out one)."""
+    return float(json.loads(THRESHOLDS.read_text(encoding="utf-8"))["thresholds"][name])
+
+
+def check_messages(answer: Sequence[Message]) -> list[Message]:
+    """The answer's chat with the yes/no question appended to its last (user) message: the answer's prompt is
+    then a prefix of the judgement's, which the server has just read and cached."""
+    *head, last = answer
+    return [*head, {**last, "content": f"{last['content']}\n\n{render('answerable_check')}"}]
+
+
+def judge(model: ChatModel, answer: Sequence[Message]) -> float | None:
+    """P(yes) that the passages of the `answer` prompt state the answer, or None (no probabilities, or the
+    judgement failed)."""
+    try:
+        return model.yes_probability(check_messages(answer))
+    except ModelAuthError:
+        raise
+    except ModelError as err:  # the answer request will meet the same failure and fall back: just don't judge
+        log.warning("answerability judgement failed: %s", err)
+        return None
+
+
+def question_coverage(question: str, texts: Sequence[str], main_names: frozenset[str] = frozenset()) -> Coverage:
+    joined = "\n".join(texts)
+    stems = set(content_stems(joined))
+    joined_numbers = numbers(joined)
+    terms = list(dict.fromkeys(content_stems(question)))
+    missing = tuple(s for s in terms if not stem_in(s, stems))
+    # Names: any capitalised word of the question, the first one included ("Brazil's GDP?").
+    missing_names = [n for n in sorted(names(question, first_words=False)) if stem(n) in missing]
+    missing_names += sorted(n for n in numbers(question) if n not in joined_numbers)
+    # The main names are in every passage: they say nothing about whether the question is covered.
+    common = name_stems(main_names)
+    weighed = [s for s in terms if s not in common]
+    ratio = 1.0 - len([s for s in missing if s not in common]) / len(weighed) if weighed else 1.0
+    return Coverage(ratio, missing, tuple(missing_names))
+
+
+def refusal_before(question: str, texts: Sequence[str], main_names: frozenset[str]) -> str | None:
+    """A reason to refuse by word coverage alone, or None. Reasons are for logs and tests, not for users."""
+    cov = question_coverage(question, texts, main_names)
+    if cov.missing_names:
+        return f"not in the passages: {', '.join(cov.missing_names)}"
+    if cov.ratio < MIN_COVERAGE:
+        return f"question terms mostly absent ({cov.ratio:.2f}): {', '.join(cov.missing_terms)}"
+    return None
+
+
+def fits_question(question: str, answer_text: str) -> bool:
+    """An amount question needs an amount the question didn't already contain (a year is not an amount); a date
+    question needs a date-like number or a month. Other questions pass."""
+    new = numbers(answer_text) - numbers(question)
+    if asks_amount(question):
+        return any(not _YEAR.match(n) for n in new)
+    if asks_date(question):
+        return bool(new) or bool(_MONTH.search(answer_text))
+    return True
