@@ -73,3 +73,25 @@ def test_every_rule_can_fail(tmp_path: Path) -> None:
         "rag.search.hits imports chromadb (module): only rag.index.store talks to Chroma",
         f"rag.long has {MAX_LINES + 1} lines (over {MAX_LINES})",
     ]
+
+
+def _test_data_strings(root: Path) -> list[str]:
+    """String constants naming the tests/ folder in the product's modules (rag/ but its measuring tools, ui/, app.py)."""
+    import ast
+
+    files = [p for p in (root / "rag").rglob("*.py") if "evaluation" not in p.parts]
+    files += [*(root / "ui").glob("*.py"), *root.glob("app.py")]
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            value = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(value, str) and (value == "tests" or value.startswith("tests/")):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_the_product_reads_no_file_under_tests(tmp_path: Path) -> None:
+    # Trainers and their example data live in tools/ and tests/data/; the runtime only reads what it ships.
+    assert _test_data_strings(ROOT) == []
+    _write(tmp_path, {"rag/answer/kinds.py": 'EXAMPLES = ROOT / "tests" / "data" / "q.jsonl"\n', "ui/x.py": "", "app.py": ""})
+    assert _test_data_strings(tmp_path) == ["rag/answer/kinds.py:1"]  # the check can fail

@@ -46,7 +46,7 @@ def test_markers_parse_and_strip_on_any_text(text: str) -> None:
 def test_sentences_are_the_same_however_the_stream_is_chunked(text: str, cuts: list[int]) -> None:
     def sentences(deltas: list[str]) -> list[str]:
         out, buffer = [], ""
-        for delta in deltas:  # the composer's loop: complete sentences leave as soon as they are known
+        for delta in deltas:  # the pipeline's loop: complete sentences leave as soon as they are known
             buffer += delta
             done, buffer = split_complete(buffer)
             out += done

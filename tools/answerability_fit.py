@@ -3,8 +3,8 @@
     python tools/answerability_fit.py collect [SET ...]   # scores appended to $OUT/<set>.jsonl (resumable)
     python tools/answerability_fit.py fit [--write]       # threshold on tuning, figures on every split
 
-Each question goes through the product's own parts: its kind and passages (pipeline.begin), the composer's
-answer prompt, the judgement request (that prompt plus the yes/no paragraph) to the local model, and the two signals that need no
+Each question goes through the product's own parts: its plan (`make_plan`: kind, passages and the answer's
+prompt), the judgement request (that prompt plus the yes/no paragraph) to the local model, and the two signals that need no
 model (names absent from the whole document; the word-coverage gate, the fallback without probabilities).
 
 Splits. Tuning (fit): dev = tests/data/dev_questions.jsonl, normans = SQuAD Normans (seed-0 sample, answerable

@@ -20,13 +20,13 @@ import numpy as np
 
 from rag.answer.checks import SupportChecker
 from rag.answer.kinds import kind as question_kind
-from rag.answer.policy import FACTUAL, SPREAD, SPREAD_PASSAGES, WHOLE, Policy, for_kind
+from rag.answer.policy import SPREAD, SPREAD_PASSAGES, WHOLE, Policy, for_kind
 from rag.answer.prompts import render
 from rag.answer.quotes import centrality
 from rag.answer.terms import content_stems, main_names
 from rag.config import Settings
 from rag.models.chat import ChatModel, Message
-from rag.models.embed import PASSAGE_COSINES, cached_passages, optional_embedder
+from rag.models.embed import PASSAGE_COSINES, cached_passages, optional_embedder, rescale
 from rag.text import sentence_spans
 from rag.types import Passage
 
@@ -109,7 +109,7 @@ def _main_names(text: str) -> frozenset[str]:
 
 def gather(retriever: PassageSource, question: str, policy: Policy, k: int, settings: Settings) -> list[Passage]:
     """The plain top `k` for a factual question; for an open one a diverse pick among more candidates."""
-    if policy is FACTUAL:
+    if not policy.diverse:
         return list(retriever.retrieve(question, k=k))
     candidates = list(retriever.retrieve(question, k=max(OPEN_CANDIDATES, k)))
     want = max(k, policy.passages)
@@ -133,10 +133,9 @@ def mmr(relevance: Sequence[float], vectors: np.ndarray, n: int, lam: float = MM
     span = rel.max() - rel.min()
     rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
     sims = vectors @ vectors.T
-    low, band = PASSAGE_COSINES
     chosen = [int(np.argmax(rel))]
     while len(chosen) < min(n, len(rel)):
-        redundancy = np.clip((sims[:, chosen].max(axis=1) - low) / band, 0.0, 1.0)
+        redundancy = rescale(sims[:, chosen].max(axis=1), *PASSAGE_COSINES)
         score = lam * rel - (1 - lam) * redundancy
         score[chosen] = -np.inf
         chosen.append(int(np.argmax(score)))
@@ -213,18 +212,15 @@ def messages(question: str, passages: Sequence[Passage], policy: Policy) -> list
 
     A factual or open prompt cuts each passage to its sentences that share most words with the question, so the
     uncached part stays near 250 tokens; citations still name whole passages."""
-    if policy.kind == "overview":
-        share = policy.prompt_chars // max(1, len(passages)) if policy.prompt_chars else 0
+    share = policy.prompt_chars // max(1, len(passages)) if policy.prompt_chars else 0
+    if policy.excerpts:
+        blocks = [f"[{i}] {excerpt(question, p.text, share)}" for i, p in enumerate(passages, 1)]
+    else:  # whole passages, a spread one clipped to its share: its opening, the topic sentence, stays
         blocks = [f"[{i}] {_flat(p.text, share)}" for i, p in enumerate(passages, 1)]
-        system = "overview_system"
-    else:
-        per_passage = policy.prompt_chars // max(1, len(passages))
-        blocks = [f"[{i}] {excerpt(question, p.text, per_passage)}" for i, p in enumerate(passages, 1)]
-        if policy.clip_excerpts:  # many passages: each one's excerpt is held to its share
-            blocks = [clip(b, per_passage + 5) for b in blocks]
-        system = "answer_system"
+    if policy.clip_excerpts:  # many passages: each one's excerpt is held to its share
+        blocks = [clip(b, share + 5) for b in blocks]
     return [
-        {"role": "system", "content": render(system)},
+        {"role": "system", "content": render(policy.system)},
         {"role": "user", "content": render(policy.prompt, passages="\n\n".join(blocks), question=question)},
     ]
 
@@ -258,4 +254,4 @@ def clip(text: str, limit: int) -> str:
 
 def _flat(text: str, limit: int) -> str:
     flat = " ".join(text.split())
-    return clip(flat, limit) if limit else flat  # a spread passage keeps its opening: its topic sentence
+    return clip(flat, limit) if limit else flat

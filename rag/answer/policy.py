@@ -27,6 +27,9 @@ class Policy:
     sentences: int  # checked sentences kept at most
     dropped: int  # dropped sentences before generation is stopped
     prompt: str  # the user prompt file
+    system: str = "answer_system"  # the system prompt file
+    diverse: bool = False  # passages: a diverse pick among more candidates, not the plain top k
+    excerpts: bool = True  # each passage cut to its sentences most related to the question (else kept whole)
     lead: int = 0  # sentences quoted before the model writes
     quotes: Quotes = "best"  # how the extractive answer, the fallback and the supplement choose sentences
     refusable: bool = True  # judged before generating (an overview is never refused: it asks for no fact)
@@ -47,14 +50,16 @@ FACTUAL = Policy("factual", passages=0, prompt_passages=3, prompt_chars=1050, se
 # is the best sentence and up to two after it (tuning key points 0.555 -> 0.679 with two, 0.715 with three).
 FIRST_RUN = 2  # sentences quoted after the best one (see quotes._followed)
 OPEN = Policy("open", passages=6, prompt_passages=5, prompt_chars=900, sentences=8, dropped=5,
-              prompt="answer_user_open", lead=1 + FIRST_RUN, quotes="reasons", on_topic=True,
+              prompt="answer_user_open", diverse=True, lead=1 + FIRST_RUN, quotes="reasons", on_topic=True,
               clip_excerpts=True)  # fmt: skip
 # An overview's sentences: one main point each, up to 6 (the overview prompt asks for that many).
 WHOLE = Policy("overview", passages=0, prompt_passages=1_000_000, prompt_chars=0, sentences=6, dropped=6,
-               prompt="overview_user", quotes="central", refusable=False, relevance=False)  # fmt: skip
+               prompt="overview_user", system="overview_system", excerpts=False, quotes="central",
+               refusable=False, relevance=False)  # fmt: skip
 SPREAD_PASSAGES = 8  # passages shown when the documents don't fit: about 2,400 characters, as many tokens as WHOLE's cap
 SPREAD = Policy("overview", passages=0, prompt_passages=SPREAD_PASSAGES, prompt_chars=2400, sentences=6, dropped=6,
-                prompt="overview_user", quotes="central", refusable=False, relevance=False)  # fmt: skip
+                prompt="overview_user", system="overview_system", excerpts=False, quotes="central",
+                refusable=False, relevance=False)  # fmt: skip
 
 
 def for_kind(kind: str) -> Policy:

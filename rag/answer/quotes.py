@@ -140,7 +140,7 @@ def score_units(question: str, passages: Sequence[Passage], similarity: Similari
         lexical = sum(w for t, w in weights.items() if stem_in(t, unit_stems)) / total
         score = lexical
         if dense is not None:
-            score = (1 - DENSE_WEIGHT) * lexical + DENSE_WEIGHT * rescale(dense[k], *QUESTION_COSINES)
+            score = (1 - DENSE_WEIGHT) * lexical + DENSE_WEIGHT * float(rescale(dense[k], *QUESTION_COSINES))
         if wants_number:
             score += NUMBER_BONUS if numbers(unit.text) else -NUMBER_BONUS
         score += RANK_BONUS / (1 + unit.passage_index)

@@ -166,9 +166,9 @@ def _remote(call: Any, arg: Any) -> Any:
         raise ModelError(f"The embedding request failed ({name}).") from None
 
 
-def rescale(cosine: float, low: float, span: float) -> float:
-    """`cosine` placed in its band [low, low + span], clipped to 0..1."""
-    return min(1.0, max(0.0, (cosine - low) / span))
+def rescale(cosine: Any, low: float, span: float) -> Any:
+    """`cosine` (a number or an array) placed in its band [low, low + span], clipped to 0..1."""
+    return np.clip((cosine - low) / span, 0.0, 1.0)
 
 
 def optional_embedder(settings: Settings) -> Embedder | None:
