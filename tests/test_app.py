@@ -11,24 +11,12 @@ from streamlit.testing.v1 import AppTest
 
 import rag
 from rag import Settings, Turn
-from tests.conftest import app_environment
 from ui import render
 from ui.render import quote_html
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 QUESTION = "Why didn't Turkey align with the West?"
 OFF_TOPIC = "What is the best recipe for a pizza margherita with buffalo mozzarella?"
-
-
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tmp index for the module (built by the app itself on first use)."""
-    return tmp_path_factory.mktemp("app-index")
-
-
-@pytest.fixture
-def env(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    return app_environment(monkeypatch, index_dir)
 
 
 def _app() -> AppTest:

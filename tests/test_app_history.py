@@ -6,28 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from rag import Settings
-from tests.conftest import app_environment
 from ui import render
 from ui.history import History, history_path
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 QUESTION = "Why didn't Turkey align with the West?"
 FOLLOW_UP = "What did Erdogan and Putin agree on in Sochi?"
-
-
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("app-history-index")
-
-
-@pytest.fixture
-def env(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    return app_environment(monkeypatch, index_dir)
 
 
 def _restart(conversation: str | None = None) -> AppTest:

@@ -5,7 +5,6 @@ the buttons appear once they are stored. The model is a scripted OpenAI-compatib
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,8 @@ from streamlit.testing.v1 import AppTest
 import rag
 from rag import Settings
 from rag.index import library
-from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
+from tests.helpers import app_environment
+from tests.openai_server import OpenAIServer, Reply
 from ui import suggestions as ui_suggestions
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -26,17 +26,11 @@ COMPETE = "Where do Turkey and Russia compete?"
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openai_server: OpenAIServer) -> Settings:
-    for name in list(os.environ):
-        if name.startswith(("RAG_", "OPENAI_", "CHROMA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
-    monkeypatch.setenv("RAG_PROVIDER", "openai")
-    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url)
-    monkeypatch.setenv("OPENAI_MODEL", "test-model")
-    settings = Settings.from_env()
-    rag.open_index(settings)  # builds the article's index
-    return settings
+def env(article_copy: Path, monkeypatch: pytest.MonkeyPatch, openai_server: OpenAIServer) -> Settings:
+    """The app's environment over this test's copy of the article's index, answering with the scripted server."""
+    return app_environment(
+        monkeypatch, article_copy, RAG_PROVIDER="openai", OPENAI_BASE_URL=openai_server.url, OPENAI_MODEL="test-model"
+    )
 
 
 @pytest.fixture
@@ -84,7 +78,7 @@ def test_stored_suggestions_are_buttons_and_clicking_one_asks_it(
 
 
 def test_missing_suggestions_are_made_in_the_background_then_shown(
-    env: Settings, makers: ui_suggestions.Makers
+    env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
     calls: list[str] = []
@@ -95,13 +89,14 @@ def test_missing_suggestions_are_made_in_the_background_then_shown(
         _store(settings, [COMPETE])
         return [COMPETE]
 
-    makers._make = make
+    makers = ui_suggestions.Makers(make=make)
+    monkeypatch.setattr(ui_suggestions, "MAKERS", makers)
     at = _app()
     assert _starters(at) == [] and any("Finding questions" in c.value for c in at.caption)
     at.run()  # a rerun while it is being made starts no second maker
     release.set()
     deadline = time.monotonic() + 30
-    while _busy(makers) or not calls:
+    while _busy(makers, env) or not calls:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     at.run()
@@ -110,8 +105,10 @@ def test_missing_suggestions_are_made_in_the_background_then_shown(
     assert calls == [rag.list_documents(env)[0].id]  # made once: later runs only read the stored ones
 
 
-def _busy(makers: ui_suggestions.Makers) -> bool:
-    return bool(makers._running)  # any maker still running
+def _busy(makers: ui_suggestions.Makers, settings: Settings) -> bool:
+    """The article's maker is still running (its key as ui.suggestions.Key: store, build, document id)."""
+    key = (str(settings.store), rag.open_index(settings).stats.collection, rag.list_documents(settings)[0].id)
+    return makers.busy([key])
 
 
 def test_extractive_provider_shows_no_suggestions(
