@@ -1,5 +1,5 @@
-"""Setup shared by several test modules: a clean environment for the app and its subprocesses, a real HTTP
-server on 127.0.0.1, a real `chroma run`. Fixtures built on these live in tests/conftest.py; the browser
+"""Setup shared by several test modules: a clean environment for the app and its subprocesses, the app under
+Streamlit's AppTest, a real HTTP server on 127.0.0.1, a real `chroma run`. Fixtures built on these live in tests/conftest.py; the browser
 helpers in tests/browser.py."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,6 +18,10 @@ from rag.config import Settings
 from rag.errors import StoreUnavailableError
 from rag.evaluation.procs import chroma_binary, chroma_server
 
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
 # The developer's own settings (a key, a Chroma server, another index) must never leak into a test.
 PROJECT_PREFIXES = ("RAG_", "OPENAI_", "CHROMA_")
 
@@ -40,6 +45,26 @@ def app_environment(monkeypatch: pytest.MonkeyPatch, index_dir: Path, **extra: s
         if value is not None:
             monkeypatch.setenv(name, value)
     return Settings.from_env()
+
+
+def start_app(timeout: float = 120, conversation: str | None = None) -> AppTest:
+    """The real app script under AppTest, run once (opened on `conversation`, as by its ?c= link, if given);
+    fails the test on an exception. Set the environment first (`app_environment`, the `env` fixture)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    if conversation:
+        at.query_params["c"] = conversation  # the ?c= link
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def app_ask(at: AppTest, question: str) -> AppTest:
+    """Ask `question` in the app's chat input and run; fails the test on an exception."""
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, at.exception
+    return at
 
 
 @contextlib.contextmanager

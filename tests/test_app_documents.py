@@ -16,10 +16,9 @@ from streamlit.testing.v1 import AppTest
 import rag
 from rag import Settings
 from tests import doc_samples as samples
-from tests.helpers import app_environment
+from tests.helpers import app_environment, start_app
 from ui.render import escape_markdown
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 GLACIER = "What does the report state about the glacier tongue?"
 TIDAL = "How much did the tidal energy project cost?"
 NEWS_TITLE = "Harbour city opens tidal energy plant"
@@ -33,9 +32,7 @@ def env(article_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def _app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    assert not at.exception, at.exception
+    at = start_app(180)
     at.session_state["view"] = "Documents"
     at.run()
     assert not at.exception, at.exception

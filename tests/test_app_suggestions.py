@@ -16,11 +16,10 @@ from streamlit.testing.v1 import AppTest
 import rag
 from rag import Settings
 from rag.index import library
-from tests.helpers import app_environment
+from tests.helpers import app_environment, start_app
 from tests.openai_server import OpenAIServer, Reply
 from ui import suggestions as ui_suggestions
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 SOCHI = "What did Erdogan and Putin agree on in Sochi?"
 COMPETE = "Where do Turkey and Russia compete?"
 
@@ -48,13 +47,6 @@ def _store(settings: Settings, questions: list[str]) -> str:
     return doc
 
 
-def _app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def _starters(at: AppTest) -> list[str]:
     return [b.label for b in at.button if b.key and b.key.startswith("starter-")]
 
@@ -63,7 +55,7 @@ def test_stored_suggestions_are_buttons_and_clicking_one_asks_it(
     env: Settings, makers: ui_suggestions.Makers, openai_server: OpenAIServer
 ) -> None:
     _store(env, [SOCHI, COMPETE])
-    at = _app()
+    at = start_app()
     assert _starters(at) == [SOCHI, COMPETE]
     assert not any("Finding questions" in c.value for c in at.caption)  # nothing is being made
     openai_server.enqueue(Reply(chunks=["Erdogan and Putin agreed in Sochi ", "to strengthen the partnership [1]."]))
@@ -91,7 +83,7 @@ def test_missing_suggestions_are_made_in_the_background_then_shown(
 
     makers = ui_suggestions.Makers(make=make)
     monkeypatch.setattr(ui_suggestions, "MAKERS", makers)
-    at = _app()
+    at = start_app()
     assert _starters(at) == [] and any("Finding questions" in c.value for c in at.caption)
     at.run()  # a rerun while it is being made starts no second maker
     release.set()
@@ -116,7 +108,7 @@ def test_extractive_provider_shows_no_suggestions(
 ) -> None:
     _store(env, [SOCHI])
     monkeypatch.setenv("RAG_PROVIDER", "extractive")
-    at = _app()
+    at = start_app()
     assert _starters(at) == [] and "Ask anything about your documents." in [m.value for m in at.markdown]
 
 
@@ -129,7 +121,7 @@ def test_the_app_reads_the_overview_prompt_ahead_only_for_the_local_model(
     primers = ui_suggestions.Makers(make=lambda scope, settings, model: calls.append((scope, settings.provider)))
     monkeypatch.setattr(ui_suggestions, "PRIMERS", primers)
     _store(env, ["What did Erdogan and Putin agree on in Sochi?"])
-    _app()
+    start_app()
     assert calls == []  # the scripted OpenAI-compatible server: nothing read ahead
     retriever = rag.open_index(env)
     local = dataclasses.replace(env, provider="local")

@@ -21,10 +21,9 @@ from streamlit.testing.v1 import AppTest
 import rag
 from rag import ConfigError, InputError, Settings, SourceError, Turn
 from rag.index.build import build_index, source_id
-from tests.helpers import app_environment, clean_env
+from tests.helpers import app_environment, clean_env, start_app
 
 REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "app.py")
 GOOD = "The lighthouse keeper on Granite Island counted ships every morning before breakfast."
 ON_TOPIC = "What did Erdogan and Putin agree on in Sochi?"
 
@@ -230,10 +229,7 @@ def test_cli_index_skips_bad_sources_and_indexes_the_good_one(tmp_path: Path) ->
 
 def _app(monkeypatch: pytest.MonkeyPatch, index_dir: Path, **env: str) -> AppTest:
     app_environment(monkeypatch, index_dir, **env)
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return start_app(90)
 
 
 @pytest.mark.parametrize(
