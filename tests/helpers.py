@@ -34,16 +34,21 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def app_environment(monkeypatch: pytest.MonkeyPatch, index_dir: Path, **extra: str | None) -> Settings:
+def set_app_environment(monkeypatch: pytest.MonkeyPatch, index_dir: Path, **extra: str | None) -> None:
     """The environment an app test runs in: none of the developer's RAG_/OPENAI_/CHROMA_ variables, the
     extractive provider (no model) and this index directory, then `extra` (a None value leaves that variable
-    unset, i.e. the default); the Settings the app will read."""
+    unset, i.e. the default). Not read here: a test may set an invalid value on purpose."""
     for name in list(os.environ):
         if name.startswith(PROJECT_PREFIXES):
             monkeypatch.delenv(name)
     for name, value in {"RAG_PROVIDER": "extractive", "RAG_INDEX_DIR": str(index_dir), **extra}.items():
         if value is not None:
             monkeypatch.setenv(name, value)
+
+
+def app_environment(monkeypatch: pytest.MonkeyPatch, index_dir: Path, **extra: str | None) -> Settings:
+    """`set_app_environment`, and the Settings the app will read from it."""
+    set_app_environment(monkeypatch, index_dir, **extra)
     return Settings.from_env()
 
 

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 import rag
 from rag import ConfigError, InputError, Settings, SourceError, Turn
 from rag.index.build import build_index, source_id
-from tests.helpers import app_environment, clean_env, start_app
+from tests.helpers import clean_env, set_app_environment, start_app
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = "The lighthouse keeper on Granite Island counted ships every morning before breakfast."
@@ -228,7 +228,7 @@ def test_cli_index_skips_bad_sources_and_indexes_the_good_one(tmp_path: Path) ->
 
 
 def _app(monkeypatch: pytest.MonkeyPatch, index_dir: Path, **env: str) -> AppTest:
-    app_environment(monkeypatch, index_dir, **env)
+    set_app_environment(monkeypatch, index_dir, **env)
     return start_app(90)
 
 
