@@ -6,11 +6,8 @@ with chunked transfer encoding like real providers) and `GET /v1/models`. Every 
 queue of `Reply` objects; each can fail on purpose: an HTTP error status, a delay longer than the
 client's timeout, a connection dropped mid-stream, a stream that ends without a finish reason.
 
-Use the `openai_server` fixture from a test module:
-
-    from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
-
-and take `openai_server: OpenAIServer` as a test argument.
+Take the `openai_server: OpenAIServer` fixture (tests/conftest.py: a fresh server per test) as a test
+argument, and script it with `Reply` (`from tests.openai_server import OpenAIServer, Reply`).
 """
 
 from __future__ import annotations
@@ -21,12 +18,9 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import pytest
 
 _ERROR_TYPES = {401: "invalid_request_error", 403: "permission_denied", 429: "rate_limit_exceeded"}
 
@@ -248,10 +242,3 @@ def _token_logprobs(top: list[tuple[str, float]]) -> dict[str, Any]:
 
 def _usage(reply: Reply) -> dict[str, int]:
     return {"prompt_tokens": 10, "completion_tokens": len(reply.chunks), "total_tokens": 10 + len(reply.chunks)}
-
-
-@pytest.fixture(name="openai_server")
-def openai_server_fixture() -> Iterator[OpenAIServer]:
-    """A fresh scripted OpenAI-compatible server on 127.0.0.1 for one test."""
-    with OpenAIServer() as server:
-        yield server

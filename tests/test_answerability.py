@@ -17,7 +17,7 @@ from rag.answer import decide as answerability
 from rag.answer.prompts import render
 from rag.models.chat import get_chat_model
 from rag.models.logprobs import yes_share
-from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
+from tests.openai_server import OpenAIServer, Reply
 
 pytestmark = pytest.mark.server
 

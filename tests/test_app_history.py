@@ -6,45 +6,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from rag import Settings
-from tests.conftest import app_environment
+from tests.helpers import app_ask, start_app
 from ui import render
 from ui.history import History, history_path
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 QUESTION = "Why didn't Turkey align with the West?"
 FOLLOW_UP = "What did Erdogan and Putin agree on in Sochi?"
-
-
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("app-history-index")
-
-
-@pytest.fixture
-def env(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    return app_environment(monkeypatch, index_dir)
 
 
 def _restart(conversation: str | None = None) -> AppTest:
     """A new app process, as far as conversations go: the in-memory store is dropped."""
     st.cache_resource.clear()
-    at = AppTest.from_file(APP, default_timeout=180)
-    if conversation:
-        at.query_params["c"] = conversation  # the ?c= link
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def _ask(at: AppTest, question: str) -> AppTest:
-    at.chat_input[0].set_value(question).run()
-    assert not at.exception, at.exception
-    return at
+    return start_app(180, conversation)
 
 
 def _conversation_id(at: AppTest) -> str:
@@ -68,7 +45,7 @@ def _assert_cards(at: AppTest, idx: int) -> None:
 
 
 def test_a_conversation_survives_a_restart_with_its_citations(env: Settings) -> None:
-    at = _ask(_restart(), QUESTION)
+    at = app_ask(_restart(), QUESTION)
     conv_id = _conversation_id(at)
     asked = at.session_state["messages"][1]["answer"]
     assert _listed(at) == {conv_id: render.escape_markdown(QUESTION)}  # listed as soon as it is answered
@@ -85,7 +62,7 @@ def test_a_conversation_survives_a_restart_with_its_citations(env: Settings) -> 
     article = [m.value for m in at.markdown if m.value.startswith('<div class="rag-article">')]
     assert at.session_state["view"] == "Article" and f'id="cite-1-{cite.number}"' in article[0]
 
-    _ask(at, FOLLOW_UP)  # continuing it: saved under the same id, now the newest
+    app_ask(at, FOLLOW_UP)  # continuing it: saved under the same id, now the newest
     at = _restart(conv_id)  # the ?c= link after another restart
     assert [m.get("content") for m in at.session_state["messages"][::2]] == [QUESTION, FOLLOW_UP]
     assert next(iter(_listed(at))) == conv_id
@@ -93,7 +70,7 @@ def test_a_conversation_survives_a_restart_with_its_citations(env: Settings) -> 
 
 
 def test_rename_and_delete_from_the_sidebar(env: Settings) -> None:
-    at = _ask(_restart(), "Where do Turkey and Russia compete?")
+    at = app_ask(_restart(), "Where do Turkey and Russia compete?")
     conv_id = _conversation_id(at)
     at.sidebar.text_input(key=f"rename-{conv_id}").input("Rivals in Syria").run()
     assert _listed(at)[conv_id] == "Rivals in Syria"
@@ -118,7 +95,7 @@ def test_a_damaged_history_file_is_a_warning_and_the_chat_still_works(env: Setti
     try:
         at = _restart()
         assert len(at.warning) == 1 and "damaged" in at.warning[0].value and str(path) in at.warning[0].value
-        _ask(at, QUESTION)
+        app_ask(at, QUESTION)
         assert at.session_state["messages"][1]["answer"].citations and not at.error
         assert len(at.warning) == 0  # shown once, not on every rerun
         assert any("not being saved" in c.value for c in at.sidebar.caption)

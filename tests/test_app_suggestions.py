@@ -5,7 +5,6 @@ the buttons appear once they are stored. The model is a scripted OpenAI-compatib
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -17,26 +16,20 @@ from streamlit.testing.v1 import AppTest
 import rag
 from rag import Settings
 from rag.index import library
-from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
+from tests.helpers import app_environment, start_app
+from tests.openai_server import OpenAIServer, Reply
 from ui import suggestions as ui_suggestions
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 SOCHI = "What did Erdogan and Putin agree on in Sochi?"
 COMPETE = "Where do Turkey and Russia compete?"
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openai_server: OpenAIServer) -> Settings:
-    for name in list(os.environ):
-        if name.startswith(("RAG_", "OPENAI_", "CHROMA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
-    monkeypatch.setenv("RAG_PROVIDER", "openai")
-    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url)
-    monkeypatch.setenv("OPENAI_MODEL", "test-model")
-    settings = Settings.from_env()
-    rag.open_index(settings)  # builds the article's index
-    return settings
+def env(article_copy: Path, monkeypatch: pytest.MonkeyPatch, openai_server: OpenAIServer) -> Settings:
+    """The app's environment over this test's copy of the article's index, answering with the scripted server."""
+    return app_environment(
+        monkeypatch, article_copy, RAG_PROVIDER="openai", OPENAI_BASE_URL=openai_server.url, OPENAI_MODEL="test-model"
+    )
 
 
 @pytest.fixture
@@ -54,13 +47,6 @@ def _store(settings: Settings, questions: list[str]) -> str:
     return doc
 
 
-def _app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def _starters(at: AppTest) -> list[str]:
     return [b.label for b in at.button if b.key and b.key.startswith("starter-")]
 
@@ -69,7 +55,7 @@ def test_stored_suggestions_are_buttons_and_clicking_one_asks_it(
     env: Settings, makers: ui_suggestions.Makers, openai_server: OpenAIServer
 ) -> None:
     _store(env, [SOCHI, COMPETE])
-    at = _app()
+    at = start_app()
     assert _starters(at) == [SOCHI, COMPETE]
     assert not any("Finding questions" in c.value for c in at.caption)  # nothing is being made
     openai_server.enqueue(Reply(chunks=["Erdogan and Putin agreed in Sochi ", "to strengthen the partnership [1]."]))
@@ -84,7 +70,7 @@ def test_stored_suggestions_are_buttons_and_clicking_one_asks_it(
 
 
 def test_missing_suggestions_are_made_in_the_background_then_shown(
-    env: Settings, makers: ui_suggestions.Makers
+    env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
     calls: list[str] = []
@@ -95,13 +81,14 @@ def test_missing_suggestions_are_made_in_the_background_then_shown(
         _store(settings, [COMPETE])
         return [COMPETE]
 
-    makers._make = make
-    at = _app()
+    makers = ui_suggestions.Makers(make=make)
+    monkeypatch.setattr(ui_suggestions, "MAKERS", makers)
+    at = start_app()
     assert _starters(at) == [] and any("Finding questions" in c.value for c in at.caption)
     at.run()  # a rerun while it is being made starts no second maker
     release.set()
     deadline = time.monotonic() + 30
-    while _busy(makers) or not calls:
+    while _busy(makers, env) or not calls:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     at.run()
@@ -110,8 +97,10 @@ def test_missing_suggestions_are_made_in_the_background_then_shown(
     assert calls == [rag.list_documents(env)[0].id]  # made once: later runs only read the stored ones
 
 
-def _busy(makers: ui_suggestions.Makers) -> bool:
-    return bool(makers._running)  # any maker still running
+def _busy(makers: ui_suggestions.Makers, settings: Settings) -> bool:
+    """The article's maker is still running (its key as ui.suggestions.Key: store, build, document id)."""
+    key = (str(settings.store), rag.open_index(settings).stats.collection, rag.list_documents(settings)[0].id)
+    return makers.busy([key])
 
 
 def test_extractive_provider_shows_no_suggestions(
@@ -119,7 +108,7 @@ def test_extractive_provider_shows_no_suggestions(
 ) -> None:
     _store(env, [SOCHI])
     monkeypatch.setenv("RAG_PROVIDER", "extractive")
-    at = _app()
+    at = start_app()
     assert _starters(at) == [] and "Ask anything about your documents." in [m.value for m in at.markdown]
 
 
@@ -132,7 +121,7 @@ def test_the_app_reads_the_overview_prompt_ahead_only_for_the_local_model(
     primers = ui_suggestions.Makers(make=lambda scope, settings, model: calls.append((scope, settings.provider)))
     monkeypatch.setattr(ui_suggestions, "PRIMERS", primers)
     _store(env, ["What did Erdogan and Putin agree on in Sochi?"])
-    _app()
+    start_app()
     assert calls == []  # the scripted OpenAI-compatible server: nothing read ahead
     retriever = rag.open_index(env)
     local = dataclasses.replace(env, provider="local")

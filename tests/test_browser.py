@@ -5,39 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
 
 import rag
-from rag import Settings
-from rag.evaluation.procs import free_port, stop_process
+from tests.browser import ARTIFACTS, INPUT, MESSAGE, ROOT, Server, ask, open_app, screenshot, serve_app
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 QUESTION = "Why didn't Turkey align with the West?"
-INPUT = "[data-testid=stChatInputTextArea]"
-MESSAGE = "[data-testid=stChatMessage]"
 EVIL = """The Black Sea grain deal was signed in Istanbul in July 2022 under Turkish auspices. <script>window.__pwned = 1</script>
 
 # Not a heading **not bold** ![tracker](http://127.0.0.1:9/pixel.png) [click](javascript:window.__pwned=3) $x^2$ :red[red]
@@ -46,133 +27,6 @@ EVIL = """The Black Sea grain deal was signed in Istanbul in July 2022 under Tur
 
 <style>body { display: none !important; }</style> Ankara kept the Bosphorus straits open to grain ships all year.
 """
-
-
-@dataclass
-class Server:
-    url: str
-    env: dict[str, str]
-    started: float
-    ready: float
-    log: Path
-
-    def settings(self) -> Settings:
-        return Settings.from_env(self.env)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)  # in CI the browser test must run, never skip
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@contextlib.contextmanager
-def _serve(tmp: Path, extra: dict[str, str], *, address: str | None = "127.0.0.1") -> Iterator[Server]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "CHROMA_"))}
-    env.update({"RAG_INDEX_DIR": str(tmp / "index"), **extra})
-    log = tmp / "streamlit.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
-    if address:
-        cmd += ["--server.address", address]
-    started = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() - started > 120:
-                pytest.fail(f"streamlit did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield Server(url, env, started, time.monotonic(), log)
-    finally:
-        stop_process(proc, timeout=15)
-
-
-@pytest.fixture(scope="module")
-def extractive_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with _serve(tmp_path_factory.mktemp("browser-extractive"), {"RAG_PROVIDER": "extractive"}) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: str) -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def _open(browser: Browser, server: Server) -> tuple[Page, float]:
-    """A new page on the app; returns it and the seconds from `streamlit run` to a usable chat input."""
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.goto(server.url)
-    page.wait_for_selector(INPUT, timeout=180_000)
-    # Usable = the empty chat's invitation is shown, which happens once the index and the model are loaded
-    # (suggested questions may come later: they are made in the background the first time).
-    page.get_by_test_id("stMainBlockContainer").get_by_text("Ask anything about your documents").wait_for(
-        timeout=300_000
-    )
-    return page, time.monotonic() - server.started
-
-
-def _ask(page: Page, question: str, timeout_ms: int = 180_000) -> float | None:
-    """Type a question, wait for the finished answer; returns seconds until the first streamed text appeared."""
-    n = page.locator(MESSAGE).count()
-    page.evaluate(_WATCH_FIRST_TEXT, n + 1)
-    page.fill(INPUT, question)
-    page.keyboard.press("Enter")
-    answer = page.locator(MESSAGE).nth(n + 1)
-    # Finished: the answer footer (a caption), a refusal (alert) or an error (alert) is in the bubble.
-    answer.locator("[data-testid=stCaptionContainer], [data-testid=stAlert]").first.wait_for(timeout=timeout_ms)
-    first = page.evaluate("window.__firstText")
-    print("first text seen:", page.evaluate("window.__firstSeen"))
-    return None if first is None else float(first) / 1000
-
-
-# Records when the assistant bubble first shows text (streaming), in ms after the question was sent.
-_WATCH_FIRST_TEXT = """(index) => {
-  window.__firstText = null; const t0 = performance.now();
-  const check = () => {
-    const m = document.querySelectorAll('[data-testid=stChatMessage]')[index];
-    if (!m || window.__firstText !== null) return;
-    // Answer text, not the spinner shown while waiting for it.
-    const texts = Array.from(m.querySelectorAll('[data-testid=stMarkdownContainer]')).filter(e => !e.closest('[data-testid=stSpinner]'));
-    const shown = texts.filter(e => e.innerText.trim().length > 0);
-    if (shown.length) { window.__firstText = performance.now() - t0; window.__firstSeen = shown[0].innerText.slice(0, 80); }
-  };
-  if (window.__watch) window.__watch.disconnect();
-  window.__watch = new MutationObserver(check);
-  window.__watch.observe(document.body, {subtree: true, childList: true, characterData: true});
-}"""
-
-
-def _screenshot(page: Page, name: str, center: str = "") -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    page.set_viewport_size({"width": 1280, "height": 1500})
-    time.sleep(0.5)
-    if center:
-        page.locator(center).first.evaluate("e => e.scrollIntoView({block: 'center'})")
-        time.sleep(0.3)
-    page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 1000})
-    return path
 
 
 def _record(name: str, values: dict[str, object]) -> None:
@@ -208,10 +62,10 @@ def _check_answer_and_article(page: Page, server: Server, question: str) -> rag.
 
 
 def test_mission_question_streams_cites_and_highlights(browser: Browser, extractive_server: Server) -> None:
-    page, usable = _open(browser, extractive_server)
-    first = _ask(page, QUESTION)
+    page, usable = open_app(browser, extractive_server)
+    first = ask(page, QUESTION)
     answer = _check_answer_and_article(page, extractive_server, QUESTION)
-    shot = _screenshot(page, "chat-article-extractive.png", center="mark.rag-focus")
+    shot = screenshot(page, "chat-article-extractive.png", center="mark.rag-focus")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download as Markdown").click()
     markdown = Path(download.value.path()).read_text(encoding="utf-8")
@@ -219,7 +73,7 @@ def test_mission_question_streams_cites_and_highlights(browser: Browser, extract
     assert " ".join(answer.citations[0].text.split()) in markdown  # footnotes quote the passages
     page.get_by_role("tab", name="Chat").click()
     page.locator(".st-key-card-1-1").wait_for()
-    chat_shot = _screenshot(page, "chat-extractive.png")
+    chat_shot = screenshot(page, "chat-extractive.png")
     page.reload()  # a reload is a new session: the conversation comes back through the id in the URL
     page.locator(".st-key-card-1-1 .rag-quote").wait_for(timeout=60_000)
     assert page.locator(MESSAGE).count() == 2
@@ -233,13 +87,13 @@ def evil_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("browser-evil")
     doc = tmp / "evil.txt"
     doc.write_text(EVIL, encoding="utf-8")
-    with _serve(tmp, {"RAG_PROVIDER": "extractive", "RAG_CORPUS_PATH": str(doc)}) as server:
+    with serve_app(tmp, {"RAG_PROVIDER": "extractive", "RAG_CORPUS_PATH": str(doc)}) as server:
         yield server
 
 
 def test_document_markup_is_shown_as_text(browser: Browser, evil_server: Server) -> None:
-    page, _ = _open(browser, evil_server)
-    _ask(page, "Where was the Black Sea grain deal signed?")
+    page, _ = open_app(browser, evil_server)
+    ask(page, "Where was the Black Sea grain deal signed?")
     page.get_by_role("tab", name="Article").click()
     article = page.locator(".rag-article")
     article.wait_for(timeout=30_000)
@@ -256,7 +110,7 @@ def test_document_markup_is_shown_as_text(browser: Browser, evil_server: Server)
         "Array.from(document.querySelectorAll('style')).some(s => s.textContent.includes('display: none !important'))"
     )
     assert page.get_by_text("covered", exact=True).count() == 0
-    _screenshot(page, "article-markup-as-text.png")
+    screenshot(page, "article-markup-as-text.png")
     page.get_by_role("tab", name="Chat").click()
     for quote in page.locator(".rag-quote").all():
         assert quote.locator("script, img, a, style").count() == 0
@@ -266,9 +120,9 @@ def test_document_markup_is_shown_as_text(browser: Browser, evil_server: Server)
 @pytest.mark.llm
 def test_local_model_answers_the_mission_question(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The default set-up (no key: the local model) end to end; records the first-token times."""
-    with _serve(tmp_path_factory.mktemp("browser-local"), {}) as server:
-        page, usable = _open(browser, server)
-        first = _ask(page, QUESTION, timeout_ms=420_000)
+    with serve_app(tmp_path_factory.mktemp("browser-local"), {}) as server:
+        page, usable = open_app(browser, server)
+        first = ask(page, QUESTION, timeout_ms=420_000)
         bubble = page.locator(MESSAGE).nth(1)
         # The footer can appear a moment before a rerun redraws the bubble: wait for the answer or an alert.
         bubble.locator(".rag-answer, [data-testid=stAlert]").first.wait_for(timeout=60_000)
@@ -276,8 +130,8 @@ def test_local_model_answers_the_mission_question(browser: Browser, tmp_path_fac
         shown = bubble.inner_text()
         assert bubble.locator(".rag-answer").count() == 1 and cards >= 1, shown  # answered, with cited passages
         assert "Traceback" not in bubble.inner_text()
-        shot = _screenshot(page, "chat-local-model.png")
-        later = _ask(page, "What did Erdogan and Putin agree on in Sochi?", timeout_ms=420_000)
+        shot = screenshot(page, "chat-local-model.png")
+        later = ask(page, "What did Erdogan and Putin agree on in Sochi?", timeout_ms=420_000)
         # Switching tabs while an answer is being written reruns the page; the answer must still arrive.
         page.fill(INPUT, "What trade volume target did the two presidents set?")
         page.keyboard.press("Enter")
@@ -319,7 +173,7 @@ def test_binds_to_loopback_unless_told_otherwise(tmp_path: Path) -> None:
     """A plain `streamlit run app.py` (no address flag) listens on 127.0.0.1 only; so does `make run`."""
     if not Path("/proc/net/tcp").exists():
         pytest.skip("needs Linux /proc/net/tcp")
-    with _serve(tmp_path, {"RAG_PROVIDER": "extractive"}, address=None) as server:
+    with serve_app(tmp_path, {"RAG_PROVIDER": "extractive"}, address=None) as server:
         port = int(server.url.rsplit(":", 1)[1])
         addresses = _listening(port)
     loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}

@@ -3,8 +3,6 @@ a real file input, a web page from a real http.server on 127.0.0.1. Screenshots 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -12,24 +10,13 @@ import rag
 from rag.index.chunking import chunk_text
 from rag.index.documents import read_file
 from tests import doc_samples as samples
-from tests.test_browser import MESSAGE, Server, _ask, _open, _screenshot, _serve, browser, chromium  # noqa: F401
+from tests.browser import MESSAGE, Server, ask, open_app, screenshot
 
 pytestmark = pytest.mark.browser
 
 GLACIER = "What does the report state about the glacier tongue?"
 PDF_TITLE = "Glacier survey report"
 NEWS_TITLE = "Harbour city opens tidal energy plant"
-
-
-@pytest.fixture(scope="module")
-def site(docs_site: str) -> str:
-    return docs_site
-
-
-@pytest.fixture(scope="module")
-def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with _serve(tmp_path_factory.mktemp("browser-documents"), {"RAG_PROVIDER": "extractive"}) as server:
-        yield server
 
 
 def _documents_tab(page: Page) -> None:
@@ -42,15 +29,15 @@ def _added(page: Page, title: str) -> None:
 
 
 def test_upload_pdf_add_url_ask_and_switch_the_selection(
-    browser: Browser,  # noqa: F811 (the fixture imported from test_browser)
-    docs_server: Server,
-    site: str,
+    browser: Browser,
+    extractive_server: Server,
+    docs_site: str,
 ) -> None:
-    page, _ = _open(browser, docs_server)
+    page, _ = open_app(browser, extractive_server)
     _documents_tab(page)
     page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(str(samples.TWO_PAGE_PDF))
     _added(page, PDF_TITLE)
-    page.get_by_label("Web address").fill(f"{site}/news.html")
+    page.get_by_label("Web address").fill(f"{docs_site}/news.html")
     page.get_by_role("button", name="Add web page").click()
     _added(page, NEWS_TITLE)
     for title in (PDF_TITLE, NEWS_TITLE):
@@ -60,15 +47,15 @@ def test_upload_pdf_add_url_ask_and_switch_the_selection(
     expect(
         page.get_by_text(f"PDF · two-pages.pdf · {len(pdf.text)} characters · {passages} passages · 2 pages")
     ).to_be_visible()
-    _screenshot(page, "documents-tab.png")
+    screenshot(page, "documents-tab.png")
 
     page.get_by_role("tab", name="Chat").click()
-    _ask(page, GLACIER)
+    ask(page, GLACIER)
     bubble = page.locator(MESSAGE).nth(1)
     card = bubble.locator(".st-key-card-1-1")
     expect(card).to_contain_text(f"{PDF_TITLE} · page 2 · characters")
     assert "forty metres" in card.locator(".rag-quote").inner_text()
-    _screenshot(page, "documents-chat-pdf-page-2.png", center=".st-key-card-1-1")
+    screenshot(page, "documents-chat-pdf-page-2.png", center=".st-key-card-1-1")
 
     bubble.get_by_role("button", name="Show in article").first.click()
     focus = page.locator("mark.rag-focus").first
@@ -77,7 +64,7 @@ def test_upload_pdf_add_url_ask_and_switch_the_selection(
     # A passage spanning two paragraphs (the "Findings" heading and its text) is marked once per paragraph.
     assert "forty metres" in " ".join(page.locator("mark.rag-focus").all_inner_texts())
     expect(page.locator("#page-2")).to_have_text("page 2")
-    _screenshot(page, "documents-article-pdf.png", center="mark.rag-focus")
+    screenshot(page, "documents-article-pdf.png", center="mark.rag-focus")
 
     # Ask about: take the PDF out of the selection; the same question no longer quotes it.
     page.get_by_role("tab", name="Chat").click()
@@ -85,13 +72,13 @@ def test_upload_pdf_add_url_ask_and_switch_the_selection(
     expect(sidebar.locator(f'[data-tag][aria-label="{PDF_TITLE}"]')).to_have_count(1)
     sidebar.get_by_label(f"Remove {PDF_TITLE}").click()
     expect(sidebar.locator(f'[data-tag][aria-label="{PDF_TITLE}"]')).to_have_count(0)
-    _ask(page, GLACIER)
+    ask(page, GLACIER)
     second = page.locator(MESSAGE).nth(3)
     assert "Glacier survey report · page" not in second.inner_text()
-    answer = rag.query(GLACIER, settings=docs_server.settings(),
-                       documents=[d.id for d in rag.list_documents(docs_server.settings()) if d.title != PDF_TITLE])  # fmt: skip
+    answer = rag.query(GLACIER, settings=extractive_server.settings(),
+                       documents=[d.id for d in rag.list_documents(extractive_server.settings()) if d.title != PDF_TITLE])  # fmt: skip
     assert all(c.title != PDF_TITLE for c in answer.citations)
     if answer.refused:
         expect(second.locator("[data-testid=stAlert]")).to_contain_text("doesn't cover")
-    _screenshot(page, "documents-ask-about.png")
+    screenshot(page, "documents-ask-about.png")
     page.close()

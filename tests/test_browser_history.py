@@ -11,23 +11,25 @@ import pytest
 from playwright.sync_api import Browser
 
 import rag
-from tests.test_browser import MESSAGE, QUESTION, _ask, _open, _screenshot, _serve, browser, chromium  # noqa: F401
+from tests.browser import MESSAGE, ask, open_app, screenshot, serve_app
 
 pytestmark = pytest.mark.browser
 
+QUESTION = "Why didn't Turkey align with the West?"
 
-def test_the_conversation_list_survives_a_restart(browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+
+def test_the_conversation_list_survives_a_restart(browser: Browser, tmp_path: Path) -> None:
     env = {"RAG_PROVIDER": "extractive"}
-    with _serve(tmp_path, env) as server:
-        page, _ = _open(browser, server)
-        _ask(page, QUESTION)
+    with serve_app(tmp_path, env) as server:
+        page, _ = open_app(browser, server)
+        ask(page, QUESTION)
         conv_id = parse_qs(urlparse(page.url).query)["c"][0]
         page.locator(f".st-key-conv-{conv_id} button:visible").wait_for(timeout=30_000)  # listed once answered
         expected = rag.query(QUESTION, settings=server.settings())
         page.close()
 
-    with _serve(tmp_path, env) as server:  # the same index dir, so the same history file
-        page, _ = _open(browser, server)
+    with serve_app(tmp_path, env) as server:  # the same index dir, so the same history file
+        page, _ = open_app(browser, server)
         assert page.locator(MESSAGE).count() == 0  # a new page: a new conversation
         entry = page.locator(f".st-key-conv-{conv_id} button:visible")
         entry.wait_for(timeout=30_000)
@@ -40,7 +42,7 @@ def test_the_conversation_list_survives_a_restart(browser: Browser, tmp_path: Pa
         for cite in expected.citations:
             quote = bubble.locator(f".st-key-card-1-{cite.number} .rag-quote").inner_text()
             assert " ".join(quote.split()) == " ".join(cite.text.split())
-        _screenshot(page, "history-reopened.png")
+        screenshot(page, "history-reopened.png")
         bubble.get_by_role("button", name="Show in article").first.click()
         focus = page.locator("mark.rag-focus").first
         focus.wait_for(timeout=30_000)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from rag.config import Settings
 from rag.errors import IndexCorruptError
 from rag.index.build import build_index
 from rag.search.retriever import Retriever
+from tests.helpers import clean_env
 
 REPO = Path(__file__).resolve().parents[1]
 ARTICLE = REPO / "data" / "turkey-russia-article.txt"
@@ -21,9 +21,7 @@ ARTICLE = REPO / "data" / "turkey-russia-article.txt"
 
 def _env(index_dir: Path) -> dict[str, str]:
     # The user's own settings (a Chroma server, a key) must not leak into these runs.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "CHROMA_", "OPENAI_"))}
-    env["RAG_INDEX_DIR"] = str(index_dir)
-    return env
+    return clean_env(RAG_INDEX_DIR=str(index_dir))
 
 
 def rag(index_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

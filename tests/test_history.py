@@ -3,6 +3,7 @@ conversations, and a child process killed with SIGKILL while it writes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +40,12 @@ def _exchange(question: str, answer: Answer | None = None, error: str | None = N
     reply: dict = {"role": "assistant", "question": question}
     reply.update({"answer": answer} if error is None else {"error": error})
     return [{"role": "user", "content": question}, reply]
+
+
+def _sql(path: Path, statement: str) -> Any:
+    """The first value `statement` gives on its own connection to the history file (as another process sees it)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute(statement).fetchone()[0]
 
 
 @pytest.fixture
@@ -76,7 +84,7 @@ def test_rename_and_delete(history: History) -> None:
     assert {s.id: s.title for s in history.list()} == {"a": "Turkey and the West", "b": "Question b"}
     history.delete("a")
     assert [s.id for s in history.list()] == ["b"] and history.load("a") is None
-    count = history._db.execute("SELECT COUNT(*) FROM messages WHERE conversation_id = 'a'").fetchone()[0]
+    count = _sql(history.path, "SELECT COUNT(*) FROM messages WHERE conversation_id = 'a'")
     assert count == 0  # its messages went with it
 
 
@@ -97,7 +105,7 @@ def _damaged(path: Path, how: str) -> Path:
         h = History(path)
         for i in range(50):
             h.append(f"c{i}", _exchange(f"Question {i}", ANSWER))
-        h._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        _sql(path, "PRAGMA wal_checkpoint(TRUNCATE)")
         h.close()
         data = bytearray(path.read_bytes())
         data[100:] = b"\xff" * (len(data) - 100)
@@ -215,11 +223,13 @@ def test_one_thousand_conversations(tmp_path: Path) -> None:
     rows = []
     for i in range(1000):
         rows.append((f"conv-{i:04d}", f"Question number {i}", 1000.0 + i, 1000.0 + i))
-    with history._write() as db:  # one transaction: the test is about listing, not about 1,000 fsyncs
+    db = sqlite3.connect(history.path)
+    with db:  # one transaction: the test is about listing, not about 1,000 fsyncs
         db.executemany("INSERT INTO conversations VALUES (?, ?, ?, ?)", rows)
         for cid, title, *_ in rows:
             for pos, m in enumerate(_exchange(title, ANSWER) * 2):
                 db.execute("INSERT INTO messages VALUES (?, ?, ?, ?)", (cid, pos, m["role"], "{}"))
+    db.close()
     times = []
     for _ in range(5):
         started = time.perf_counter()
@@ -292,7 +302,7 @@ def test_kill_9_mid_write_loses_nothing_committed(tmp_path: Path) -> None:
     assert proc.stdout is not None
     committed = len(lines) + sum(1 for _ in proc.stdout)  # lines already in the pipe: committed too
     history = History(path)
-    assert history._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert _sql(path, "PRAGMA integrity_check") == "ok"
     saved = sum(s.messages for s in history.list()) // 2
     assert committed <= saved <= committed + 1  # every committed exchange; at most one more, never a half one
     for s in history.list():

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from rag.errors import IndexBusyError, IndexCorruptError, ModelAuthError, Source
 from rag.index import store
 from rag.index.build import build_index, build_lock, source_id
 from rag.search.retriever import Retriever, open_retriever
+from tests.helpers import serve_http
 
 FIRST = (
     "The lighthouse keeper on Granite Island counted ships every morning before breakfast.\n\n"
@@ -210,12 +210,8 @@ def _bag(text: str) -> list[float]:
 
 @pytest.fixture(scope="module")
 def embeddings_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Embeddings)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serve_http(_Embeddings, "/v1") as url:
+        yield url
 
 
 def test_embedding_models_never_share_a_build(tmp_path: Path, settings: Settings, embeddings_url: str) -> None:

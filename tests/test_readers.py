@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from rag.index import web
 from rag.index.documents import read_document
 from rag.index.extracted import ExtractedDocument, document_id, normalise_text, page_of
 from tests import doc_samples as samples
+from tests.helpers import serve_http
 
 LIMIT = 5_000_000
 ARTICLE_PHRASES = (
@@ -136,14 +136,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.block_on_close = False  # don't wait for the deliberately slow handlers at teardown
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(Handler) as url:  # teardown doesn't wait for the deliberately slow handlers
+        yield url
 
 
 def assert_article_only(doc: ExtractedDocument) -> None:

@@ -7,7 +7,6 @@ Also covered elsewhere: test_retrieve.py::test_retriever_is_shared_and_thread_sa
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 import rag
 from rag import Answer, Settings
 from rag.index.build import build_index, source_id
+from tests.helpers import clean_env
 
 REPO = Path(__file__).resolve().parents[1]
 ARTICLE = (REPO / "data" / "turkey-russia-article.txt").read_text(encoding="utf-8")
@@ -156,8 +156,7 @@ def test_questions_are_answered_while_another_process_rebuilds(tmp_path: Path) -
     build_index(settings=settings)
     expected = _key(rag.query(QUESTIONS[1], settings=settings))
     doc.write_text(LIGHTHOUSE + "\n\n" + ARTICLE, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "CHROMA_", "OPENAI_"))}
-    env.update(RAG_INDEX_DIR=str(settings.index_dir), RAG_COLLECTION="xproc", RAG_CORPUS_PATH=str(doc))
+    env = clean_env(RAG_INDEX_DIR=str(settings.index_dir), RAG_COLLECTION="xproc", RAG_CORPUS_PATH=str(doc))
     answers: list[Answer] = []
     done = threading.Event()
 

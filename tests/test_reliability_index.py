@@ -17,10 +17,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from rag.index import store
 from rag.index.build import build_index
 from rag.index.writer import EMBED_BATCH
 from rag.search.retriever import Retriever
+from tests.helpers import clean_env, serve_http
 
 REPO = Path(__file__).resolve().parents[1]
 OLD = (
@@ -57,9 +57,7 @@ def _argv(*args: str) -> list[str]:
 
 
 def _env(index_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "CHROMA_", "OPENAI_"))}
-    env["RAG_INDEX_DIR"] = str(index_dir)
-    return env
+    return clean_env(RAG_INDEX_DIR=str(index_dir))
 
 
 def _last_write(index_dir: Path) -> int:
@@ -195,14 +193,8 @@ class _EmbeddingHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def embedding_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EmbeddingHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(_EmbeddingHandler, "/v1") as url:
+        yield url
 
 
 def test_embedding_model_change_never_mixes_vectors(tmp_path: Path, embedding_server: str) -> None:

@@ -21,9 +21,9 @@ from streamlit.testing.v1 import AppTest
 import rag
 from rag import ConfigError, InputError, Settings, SourceError, Turn
 from rag.index.build import build_index, source_id
+from tests.helpers import clean_env, set_app_environment, start_app
 
 REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "app.py")
 GOOD = "The lighthouse keeper on Granite Island counted ships every morning before breakfast."
 ON_TOPIC = "What did Erdogan and Putin agree on in Sochi?"
 
@@ -164,8 +164,7 @@ def test_unknown_provider_in_code_and_blank_variables() -> None:
 
 
 def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "CHROMA_", "OPENAI_"))}
-    base.update({"RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_PROVIDER": "extractive", **env})
+    base = clean_env(**{"RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_PROVIDER": "extractive", **env})
     argv = [os.fsencode(a) for a in (sys.executable, "-m", "rag", *args)]
     return subprocess.run(argv, cwd=REPO, env=base, capture_output=True, text=True, timeout=300)
 
@@ -229,17 +228,8 @@ def test_cli_index_skips_bad_sources_and_indexes_the_good_one(tmp_path: Path) ->
 
 
 def _app(monkeypatch: pytest.MonkeyPatch, index_dir: Path, **env: str) -> AppTest:
-    for name in list(os.environ):
-        if name.startswith(("RAG_", "CHROMA_", "OPENAI_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("RAG_PROVIDER", "extractive")
-    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    set_app_environment(monkeypatch, index_dir, **env)
+    return start_app(90)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,8 @@ import pytest
 import rag
 from rag import ModelError, Settings, StoreUnavailableError
 from rag.evaluation.procs import free_port, start_chroma
-from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
+from tests.helpers import clean_env
+from tests.openai_server import OpenAIServer, Reply
 
 pytestmark = pytest.mark.server
 
@@ -84,8 +84,7 @@ def test_cli_outage_is_one_line_without_key_or_traceback(
     article_settings: Settings, openai_server: OpenAIServer
 ) -> None:
     openai_server.enqueue(Reply(status=429, retry_after="0"), Reply(status=429, retry_after="0"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "CHROMA_", "OPENAI_"))}
-    env.update(
+    env = clean_env(
         RAG_INDEX_DIR=str(article_settings.index_dir), RAG_PROVIDER="openai", OPENAI_API_KEY=KEY,
         OPENAI_BASE_URL=openai_server.url, OPENAI_MODEL="test-model", RAG_MAX_RETRIES="1",
         RAG_FALLBACK_EXTRACTIVE="0",

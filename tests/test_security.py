@@ -14,7 +14,6 @@ import ast
 import dataclasses
 import json
 import logging
-import os
 import subprocess
 import sys
 import tomllib
@@ -30,7 +29,8 @@ from rag.answer.prompts import load_prompt
 from rag.index.build import build_index
 from rag.search.retriever import open_retriever
 from tests.fakes import MockModel
-from tests.openai_server import OpenAIServer, Reply, openai_server_fixture  # noqa: F401
+from tests.helpers import app_environment, clean_env
+from tests.openai_server import OpenAIServer, Reply
 
 REPO = Path(__file__).resolve().parents[1]
 ARTICLE = (REPO / "data" / "turkey-russia-article.txt").read_text(encoding="utf-8")
@@ -169,8 +169,7 @@ def test_real_openai_run_never_shows_the_key(
 
 @pytest.mark.server
 def test_cli_output_never_shows_the_key(article_settings: Settings, openai_server: OpenAIServer) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "CHROMA_", "OPENAI_"))}
-    env.update(
+    env = clean_env(
         RAG_INDEX_DIR=str(article_settings.index_dir), OPENAI_API_KEY=KEY, OPENAI_BASE_URL=openai_server.url,
         OPENAI_MODEL="test-model", RAG_MAX_RETRIES="0",
     )  # fmt: skip
@@ -199,14 +198,10 @@ def _tree_text(node: Any) -> str:
 def test_the_ui_never_renders_the_key(
     article_settings: Settings, openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in list(os.environ):
-        if name.startswith(("RAG_", "CHROMA_", "OPENAI_")):
-            monkeypatch.delenv(name)
-    for name, value in {
-        "RAG_INDEX_DIR": str(article_settings.index_dir), "OPENAI_API_KEY": KEY,
-        "OPENAI_BASE_URL": openai_server.url, "OPENAI_MODEL": "test-model", "RAG_MAX_RETRIES": "0",
-    }.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
+    app_environment(
+        monkeypatch, article_settings.index_dir, RAG_PROVIDER=None, OPENAI_API_KEY=KEY,  # the default provider
+        OPENAI_BASE_URL=openai_server.url, OPENAI_MODEL="test-model", RAG_MAX_RETRIES="0",
+    )  # fmt: skip
     # Suggested questions count as made (none), so no background thread takes the replies scripted for the chat.
     from rag.index.library import store_suggestions
 

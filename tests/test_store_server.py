@@ -15,7 +15,7 @@ from rag.evaluation.procs import free_port
 from rag.index import store
 from rag.index.build import build_index
 from rag.search.retriever import Retriever, open_retriever
-from tests.conftest import run_chroma
+from tests.helpers import run_chroma
 
 pytestmark = pytest.mark.server
 

@@ -13,7 +13,6 @@ import rag
 from rag.answer.prompts import load_prompt
 from rag.config import Settings
 from rag.index import library
-from rag.index.build import build_index
 from rag.suggest import SPREAD, answered_in, clean_question, try_order
 from rag.types import Answer, Citation, Passage
 from tests.fakes import MockModel
@@ -24,11 +23,9 @@ COMPETE = "Where do Turkey and Russia compete?"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(article_copy: Path) -> Settings:
     """A fresh index of the article per test (suggestions are stored in it)."""
-    settings = Settings(index_dir=tmp_path / "index", provider="local")
-    build_index(settings=settings)
-    return settings
+    return Settings(index_dir=article_copy, provider="local")
 
 
 def _doc(settings: Settings) -> rag.Document:
