@@ -132,3 +132,22 @@ def test_squad_normalisation_and_flips() -> None:
     records = [{"of": "a", "refused": False}, {"of": "a", "refused": True}, {"of": "b", "refused": False},
                {"of": "b", "refused": False}]  # fmt: skip
     assert flips(records) == 0.5
+
+
+def test_web_eval_adds_the_pages_by_url_and_scores_each_split(tmp_path: Path) -> None:
+    """The mechanics of the web-page eval on a small fixed sample (extractive: no model): pages fetched from a
+    real server on 127.0.0.1, every question asked of all pages, records per split and kind; not the figures."""
+    from rag.evaluation import web_pages
+
+    pages = ["theverge.com.ios13", "phys.org.tool"]  # one tuning page, one held-out page
+    result = web_pages.run_web_eval(Settings(), "extractive", tmp_path / "eval.json", limit=15, pages=pages)
+    assert set(result["web"]) == {"tuning", "heldout"}
+    details = json.loads((tmp_path / "eval-web-extractive.json").read_text())["records"]
+    assert {r["page"] for r in details} == set(pages) and {r["kind"] for r in details} == set(web_pages.KINDS)
+    for split, row in result["web"].items():
+        rows = [r for r in details if r["split"] == split]
+        assert row["questions"] == len(rows) > 0
+        assert 0.0 <= row["refusals_right_false_premise"] <= 1.0 and row["wrong_page"] >= 0
+    # Every cited passage is a real slice of a page the server served: the checks re-run on the final text.
+    assert all(ok in (True, False) for r in details for ok in r["checks"])
+    assert any(not r["refused"] for r in details)  # something was answered from the pages added by URL

@@ -190,6 +190,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         output["overview_answers"] = open_answers.run_open_eval(
             settings, args.provider, args.json, questions_path=open_answers.OVERVIEW_QUESTIONS, name="overview"
         )
+        from rag.evaluation import web_pages  # real pages added by URL, per split and unanswerable kind
+
+        output["web_answers"] = web_pages.run_web_eval(settings, args.provider, args.json)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(output, indent=2), encoding="utf-8")
     print(f"results written to {args.json}")
