@@ -112,7 +112,7 @@ def _ignore(name: str, value: Any) -> None:
 
 @dataclass
 class _Run:
-    """One answer in progress: its plan and parts, the clock, and the citation numbering."""
+    """One answer in progress: its plan, its parts, the decision and the clock."""
 
     plan: Plan
     settings: Settings
@@ -125,16 +125,17 @@ class _Run:
     def mark_first(self) -> None:
         self.first = self.first or time.perf_counter() - self.started
 
-    def quotes(self, among: Sequence[Passage] = (), most: int = 0) -> list[tuple[Passage, Checked]]:
-        """Quotes from `among` (default: the plan's passages), or [] when they don't fit the question."""
+    def quotes(self, among: Sequence[Passage] = (), most: int = 0) -> list[Checked]:
+        """Quotes from `among` (default: the plan's passages), or [] when they don't fit the question (an
+        overview, which can't be refused, asks for no particular fact)."""
         plan = self.plan
         pool = list(among) or list(plan.passages)
         vectors = passage_vectors(self.retriever, pool, self.settings) if plan.policy.quotes == "central" else None
         units = choose(plan.policy, plan.question, pool, similarity=similarity(self.settings), vectors=vectors,
                        most=most)  # fmt: skip
-        if plan.policy.quotes != "central" and (not units or not fits_question(plan.question, " ".join(u.text for u in units))):
+        if plan.policy.refusable and not (units and fits_question(plan.question, " ".join(u.text for u in units))):
             return []
-        return [(pool[u.passage_index], Checked(u.text, (pool[u.passage_index],))) for u in units]
+        return [Checked(u.text, (pool[u.passage_index],)) for u in units]
 
     def extractive(self, prefer: Sequence[Passage] = ()) -> Generator[str, None, Answer]:
         """Quote the best sentences; from the `prefer`red passages (the model's pick) when they answer."""
@@ -142,7 +143,7 @@ class _Run:
         if not chosen:
             return self.refusal(provider="extractive")
         numbering = Numbering()
-        text = " ".join(render_sentence(c.claim, c.passages, numbering) for _, c in chosen)
+        text = " ".join(render_sentence(c.claim, c.passages, numbering) for c in chosen)
         self.mark_first()
         yield text
         return self.answer(text, numbering, provider="extractive")
@@ -188,7 +189,7 @@ def generate(run: _Run, model: ChatModel, trace: Trace) -> Generator[str, None, 
     relevance = Relevance(plan.question, plan.names, run.settings)
     # An open answer opens with quotes: true to their passage by construction, and shown before the model has
     # read its prompt (reading it and writing a first sentence took ~1.4 s past the first token on this CPU).
-    draft.lead = [c for _, c in run.quotes(most=policy.lead)] if policy.lead else []
+    draft.lead = run.quotes(most=policy.lead) if policy.lead else []
     for lead in draft.lead:
         draft.kept.append(lead)
         run.mark_first()
