@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer.citations import marker_numbers
 from rag.answer.prompts import load_prompt
 from rag.api import query, query_stream
 from rag.config import Settings
@@ -242,3 +243,21 @@ def test_api_key_never_reaches_the_model_or_the_answer(retriever, settings) -> N
     assert secret not in repr(answer) and secret not in str(model.history)
     assert "partnership" in answer.text
 
+
+
+def test_a_pages_own_footnote_numbers_never_read_as_citations(settings) -> None:  # type: ignore[no-untyped-def]
+    # An encyclopedia page keeps its footnote markers in the text ("data,[8] and"): quoted, they looked like
+    # citations [8] and [9] of passages the answer does not have; in the prompt, like passage numbers.
+    page = ("t-SNE plots often seem to display clusters. Such clusters can appear in non-clustered data,[8] and "
+            "thus may be false findings.[9]\n\nThe method was developed by Laurens van der Maaten.[2]")  # fmt: skip
+    retriever = ListRetriever({"tsne.html": page})
+    for model in (None, MockModel().enqueue("[1]")):  # the extractive answer, and the quote a bare [1] points at
+        answer = ask("Can t-SNE clusters appear in non-clustered data?", model, retriever, settings)
+        assert not answer.refused and "[8]" not in answer.text and "[9]" not in answer.text, answer.text
+        assert "non-clustered data, and thus may be false findings." in answer.text
+        assert set(marker_numbers(answer.text)) == {c.number for c in answer.citations}
+        assert all(page[c.start : c.end] == c.text for c in answer.citations)  # the card still quotes it exactly
+    prompt = MockModel().enqueue("Such clusters can appear in non-clustered data [1].")
+    ask("Can t-SNE clusters appear in non-clustered data?", prompt, retriever, settings)
+    shown = prompt.history[0][1]["content"]  # the passages are numbered [1], [2]; their footnotes are gone
+    assert "[8]" not in shown and "[9]" not in shown and "Maaten.[2]" not in shown and "Maaten." in shown

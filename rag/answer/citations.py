@@ -66,7 +66,10 @@ class Numbering:
 
 
 def render_sentence(sentence: str, passages: Sequence[Passage], numbering: Numbering) -> str:
-    """A claim (no markers) followed by the final markers of the passages that support it."""
+    """A claim followed by the final markers of the passages that support it. A quote's own bracketed numbers
+    (an encyclopedia's footnotes, "data,[8] and") are removed: in the answer they would read as citations."""
+    if MARKER.search(sentence):
+        sentence = strip_markers(sentence)
     finals = list(dict.fromkeys(numbering.number(p) for p in passages))
     marks = "".join(f"[{n}]" for n in finals)
     return f"{sentence} {marks}" if marks else sentence

@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from rag.answer.checks import SupportChecker
+from rag.answer.citations import MARKER, strip_markers
 from rag.answer.kinds import kind as question_kind
 from rag.answer.policy import SPREAD, SPREAD_PASSAGES, WHOLE, Policy, for_kind
 from rag.answer.prompts import render
@@ -226,7 +227,9 @@ def messages(question: str, passages: Sequence[Passage], policy: Policy) -> list
 
 
 def excerpt(question: str, text: str, limit: int) -> str:
-    """`text` on one line, or, when longer than `limit`, its sentences most related to the question (in order)."""
+    """`text` on one line, or, when longer than `limit`, its sentences most related to the question (in order).
+    The passage's own bracketed numbers (footnotes) are left out: the model would take them for passage numbers."""
+    text = _unmarked(text)
     flat = " ".join(text.split())
     if len(flat) <= limit:
         return flat
@@ -252,6 +255,10 @@ def clip(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:") + " ..."
 
 
+def _unmarked(text: str) -> str:
+    return strip_markers(text) if MARKER.search(text) else text
+
+
 def _flat(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
+    flat = " ".join(_unmarked(text).split())
     return clip(flat, limit) if limit else flat
