@@ -39,6 +39,9 @@ OPEN = {
     },
     "records": [],
 }  # fmt: skip
+# `open_answers --questions overview_questions.jsonl` from its own command line is named "open" too.
+OVERVIEW = {"summary": {"provider": "local", "questions_file": "tests/data/overview_questions.jsonl", "name": "open",
+                        "open": {"heldout": {"questions": 4, "points": 0.688, "3_of_4": 0.75, "failing": 0}}}}
 RETRIEVAL = {"k": 5, "retrieval": {"hybrid-score/article": {
     "questions": 10, "hit@1": 0.7, "hit@2": 0.9, "hit@5": 1.0, "mrr@5": 0.8333333, "chars@5": 1169.4, "p50_ms": 19.52,
 }}}  # fmt: skip
@@ -48,6 +51,7 @@ RETRIEVAL = {"k": 5, "retrieval": {"hybrid-score/article": {
 def results(tmp_path: Path) -> Path:
     (tmp_path / "eval-answers-local.json").write_text(json.dumps(ANSWERS), encoding="utf-8")
     (tmp_path / "open-open-local.json").write_text(json.dumps(OPEN), encoding="utf-8")
+    (tmp_path / "overview-open-local.json").write_text(json.dumps(OVERVIEW), encoding="utf-8")
     (tmp_path / "eval.json").write_text(json.dumps(RETRIEVAL), encoding="utf-8")
     (tmp_path / "notes.json").write_text("[1, 2]", encoding="utf-8")  # no eval's output: skipped
     return tmp_path
@@ -79,7 +83,9 @@ def test_open_and_retrieval_rows(results: Path, capsys: pytest.CaptureFixture[st
     lines = _tables(capsys, results)
     assert "| open questions (open_questions.jsonl) | 9 | 0.73 | 0.889 | 1.0 | 0 | 6.5 | 0 | 1 | 14 | 0.5 | 3.0 s " \
         "| 3.63 s | 9.0 s |" in lines  # fmt: skip
-    assert not any(line.startswith("**Open and overview questions: held-out") for line in lines)  # no question
+    # Held-out: the open file has no question there, the overview file (same name "open") has its own row.
+    assert "**Open and overview questions: held-out split, provider local** (`overview-open-local.json`)" in lines
+    assert "| overview questions (overview_questions.jsonl) | 4 | 0.688 | 0.75 | 0 |" in lines
     assert "| hybrid-score: shared article questions (held-out in the answer eval) | 10 | 0.7 | 0.9 | 1.0 | 0.833 " \
         "| 1,169 | 19.5 |" in lines  # fmt: skip
 

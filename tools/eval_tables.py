@@ -29,7 +29,7 @@ SPLITS = {"tuning": "tuning", "heldout": "held-out"}
 SET_LABELS = {
     "dev": "dev questions (tests/data/dev_questions.jsonl)",
     "article+para": "shared article questions + their rewordings",
-    "devpara": "rewordings of the dev questions (reported apart)",
+    "devpara": "rewordings of the dev questions (reported apart; not held-out, see the splits)",
     "Normans": "SQuAD Normans",
     "Computational_complexity_theory": "SQuAD Computational_complexity_theory",
 }
@@ -75,7 +75,7 @@ class Results:
     """The summaries found in a results directory, keyed by provider; `files` names where each came from."""
 
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider -> {split: {set: metrics}}
-    opens: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # provider -> name -> summary
+    opens: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # provider -> question set -> summary
     retrieval: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (k, {setup/dataset: metrics})
     files: dict[tuple[str, ...], str] = field(default_factory=dict)
 
@@ -119,10 +119,18 @@ def _add_summary(results: Results, kind: str, summary: dict[str, Any], name: str
     if kind == "answers":
         results.answers[provider] = {s: summary[s] for s in SPLITS if isinstance(summary.get(s), dict)}
         results.files[("answers", provider)] = name
-    else:
-        eval_name = str(summary.get("name", "open"))
-        results.opens.setdefault(provider, {})[eval_name] = summary
-        results.files[("open", provider, eval_name)] = name
+    else:  # keyed by its question set too: `open_answers --questions F` without a name of its own is "open"
+        key = open_label(summary)
+        results.opens.setdefault(provider, {})[key] = summary
+        results.files[("open", provider, key)] = name
+
+
+def open_label(summary: dict[str, Any]) -> str:
+    """The question set an open-eval summary is about: its questions file ("open questions (open_questions.jsonl)")."""
+    questions_file = Path(str(summary.get("questions_file") or ""))
+    if questions_file.name:
+        return f"{questions_file.stem.replace('_', ' ')} ({questions_file.name})"
+    return f"{summary.get('name', 'open')} questions"
 
 
 def cell(key: str, value: Any) -> str:
@@ -160,12 +168,11 @@ def answer_table(results: Results, provider: str, split: str) -> list[str]:
 
 def open_table(results: Results, provider: str, split: str) -> list[str]:
     rows, sources = [], []
-    for name, summary in sorted(results.opens.get(provider, {}).items()):
+    for label, summary in sorted(results.opens.get(provider, {}).items()):
         row = summary["open"].get(split) or {}
         if row.get("questions") or row.get("unanswerable"):
-            questions_file = Path(str(summary.get("questions_file", ""))).name
-            rows.append((f"{name} questions ({questions_file})" if questions_file else f"{name} questions", row))
-            sources.append(results.files[("open", provider, name)])
+            rows.append((label, row))
+            sources.append(results.files[("open", provider, label)])
     if not rows:
         return []
     files = ", ".join(f"`{s}`" for s in sources)
