@@ -1,6 +1,6 @@
 """Index safety across processes: a rebuild killed with SIGKILL, two builders at once, corruption, model changes.
 
-Already covered elsewhere (counted in the README): test_retrieve.py (missing index built on first use for the
+Already covered elsewhere (counted in docs/reliability.md): test_retrieve.py (missing index built on first use for the
 default corpus; for another corpus the message names `python -m rag index`), test_cli.py (truncated
 chroma.sqlite3 -> message naming `--rebuild`, which recovers), test_ingest.py (Ctrl-C mid-build, second builder
 in one process, deleted passage collection).

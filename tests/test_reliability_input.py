@@ -1,6 +1,6 @@
 """Bad input through the API, the CLI and the UI: each gives a RagError with a clear message, never a crash.
 
-Cases already covered elsewhere (and counted in the README's "Reliability and security"):
+Cases already covered elsewhere (and counted in docs/reliability.md):
 test_answer.py::test_bad_input_raises_input_error (empty, blank, oversized, NUL, non-text, malformed history),
 test_retrieve.py::test_bad_questions_are_refused_with_a_clear_message, test_ingest.py::test_bad_sources_...
 (missing, directory, binary, not UTF-8, empty, huge sources beside a good one), test_cli.py (blank and oversized

@@ -2,7 +2,7 @@
 key never reaches the prompt, a message, a log, the CLI or the UI; loopback binding; nothing is unpickled or
 evaluated.
 
-Also covered elsewhere (counted in the README): test_answer.py (pure injection questions refused without calling
+Also covered elsewhere (counted in docs/reliability.md): test_answer.py (pure injection questions refused without calling
 the model; an instruction inside a passage), test_llm.py (key in no repr, log or auth error), test_browser.py
 (document markup shown as text; `streamlit run app.py` listens on 127.0.0.1 only), test_answer_local.py (the
 real local model does not leak or invent).
