@@ -8,6 +8,7 @@ Every *.json file in RESULTS_DIR is read and recognised by its content:
                                    {"summary": {"provider", "tuning": {set: metrics}, "heldout": {...}}, "records"}
   <stem>-<name>-<provider>.json    `python -m rag.evaluation.open_answers` (name: open or overview):
                                    {"summary": {"provider", "name", "questions_file", "open": {split: metrics}}, ...}
+  <stem>-web-<provider>.json       `python -m rag.evaluation.web_pages`: {"summary": {"provider", "web": {split: metrics}}}
   <stem>.json                      `python -m rag eval`: {"k", "retrieval": {"setup/dataset": metrics}, ...}
 Other JSON files are skipped with a note on stderr. One table per split (tuning, held-out) per provider and
 kind of question; the retrieval eval, which does not separate the splits, gets its own table. Nothing is computed
@@ -64,6 +65,20 @@ OPEN_COLUMNS = {
     "first_words_p50": "first checked words p50",
     "total_p50": "total p50",
 }
+WEB_COLUMNS = {
+    "questions": "questions",
+    "evidence": "evidence",
+    "answer_any": "answer words",
+    "refusals_right": "refusals right",
+    "refusals_right_not_covered": "not covered refused",
+    "refusals_right_false_premise": "false premise refused",
+    "false_refusals": "false refusals",
+    "citations_ok": "citations ok",
+    "wrong_page": "wrong page",
+    "leaks": "leaks",
+    "first_token_p50": "first token p50",
+    "total_p50": "total p50",
+}
 RETRIEVAL_DATASETS = {
     "article": "shared article questions (held-out in the answer eval)",
     "squad": "SQuAD Normans + Computational_complexity_theory (tuning and held-out together)",
@@ -76,6 +91,7 @@ class Results:
 
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider -> {split: {set: metrics}}
     opens: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # provider -> question set -> summary
+    web: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider -> {split: metrics}
     retrieval: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (k, {setup/dataset: metrics})
     files: dict[tuple[str, ...], str] = field(default_factory=dict)
 
@@ -88,6 +104,8 @@ def kind_of(payload: Any) -> str | None:
     if isinstance(summary, dict) and "provider" in summary:
         if isinstance(summary.get("open"), dict):
             return "open"
+        if isinstance(summary.get("web"), dict):
+            return "web"
         if any(isinstance(summary.get(s), dict) for s in SPLITS):
             return "answers"
     if isinstance(payload.get("retrieval"), dict):
@@ -119,6 +137,9 @@ def _add_summary(results: Results, kind: str, summary: dict[str, Any], name: str
     if kind == "answers":
         results.answers[provider] = {s: summary[s] for s in SPLITS if isinstance(summary.get(s), dict)}
         results.files[("answers", provider)] = name
+    elif kind == "web":
+        results.web[provider] = summary["web"]
+        results.files[("web", provider)] = name
     else:  # keyed by its question set too: `open_answers --questions F` without a name of its own is "open"
         key = open_label(summary)
         results.opens.setdefault(provider, {})[key] = summary
@@ -180,6 +201,14 @@ def open_table(results: Results, provider: str, split: str) -> list[str]:
     return [caption, "", *table(f"{SPLITS[split]} set", OPEN_COLUMNS, rows), ""]
 
 
+def web_table(results: Results, provider: str, split: str) -> list[str]:
+    row = results.web.get(provider, {}).get(split)
+    if not row:
+        return []
+    caption = f"**Web pages added by URL: {SPLITS[split]} split, provider {provider}** (`{results.files[('web', provider)]}`)"
+    return [caption, "", *table(f"{SPLITS[split]} pages", WEB_COLUMNS, [("all pages selected", row)]), ""]
+
+
 def retrieval_table(k: int, figures: dict[str, Any], source: str) -> list[str]:
     columns = {"questions": "questions", "hit@1": "hit@1", "hit@2": "hit@2", f"hit@{k}": f"hit@{k}",
                f"mrr@{k}": f"MRR@{k}", f"chars@{k}": f"chars@{k}", "p50_ms": "search p50 ms"}  # fmt: skip
@@ -196,9 +225,10 @@ def retrieval_table(k: int, figures: dict[str, Any], source: str) -> list[str]:
 def render(results: Results) -> str:
     """Every table, split by split: tuning first, then held-out, then retrieval."""
     lines: list[str] = []
-    providers = sorted(set(results.answers) | set(results.opens))
+    providers = sorted(set(results.answers) | set(results.opens) | set(results.web))
     for split, title in SPLITS.items():
-        body = [line for p in providers for line in [*_answer_lines(results, p, split), *open_table(results, p, split)]]
+        body = [line for p in providers
+                for line in [*_answer_lines(results, p, split), *open_table(results, p, split), *web_table(results, p, split)]]  # fmt: skip
         if body:
             lines += [f"### {title.capitalize()} split", "", *body]
     if results.retrieval:
