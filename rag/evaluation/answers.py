@@ -334,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         splits=args.splits.split(","),
         squad_per_kind=args.squad_per_kind,
         limit=args.limit,
+        only=[name for name in args.sets.split(",") if name],
     )
     return 0
 

@@ -178,7 +178,7 @@ def _scale(figures: Figures) -> list[str]:
 
 
 def render(figures: Figures) -> str:
-    """The whole report as Markdown tables (also pasted into the README)."""
+    """The whole report as Markdown tables (also pasted into docs/benchmarks.md)."""
     mode = "quick" if figures.get("quick") else "full"
     parts = [f"Benchmarks ({mode} run, {figures.get('started_at')}, cold provider: {figures.get('cold_provider')})"]
     for block in (_main_table(figures), _singles(figures), _concurrency(figures), _scale(figures)):
