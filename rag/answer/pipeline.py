@@ -280,7 +280,7 @@ def _supplement(run: _Run, kept: list[Checked]) -> list[Checked]:
 def _sentences(run: _Run, model: ChatModel, *, keep_fragment: bool) -> Generator[str, None, None]:
     buffer = ""
     for delta in model.stream(run.plan.messages):
-        run.first = run.first if run.first is not None else time.perf_counter() - run.started
+        run.mark_first()
         buffer += delta
         done, buffer = split_complete(buffer)
         yield from done

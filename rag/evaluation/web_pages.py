@@ -111,8 +111,7 @@ def run_web_eval(settings: Settings, provider: str, json_path: Path | None = Non
     settings = dataclasses.replace(settings, provider=provider)
     rows = [r for r in load_questions(WEB_QUESTIONS) if r["split"] in splits and (not pages or r["page"] in pages)]
     if limit:  # the first `limit` questions of each page
-        seen: dict[str, int] = {}
-        rows = [r for r in rows if (seen := {**seen, r["page"]: seen.get(r["page"], 0) + 1})[r["page"]] <= limit]
+        rows = [r for page in dict.fromkeys(r["page"] for r in rows) for r in [x for x in rows if x["page"] == page][:limit]]
     with tempfile.TemporaryDirectory(prefix="rag-web-eval-") as tmp:
         records = evaluate(settings, rows, Path(tmp) / "index")
     result = {"provider": provider, "web": summarise(records)}
