@@ -121,6 +121,16 @@ class Settings:
     # the tuning split; held-out figures in rag/answer/thresholds.json; the word gate where the model gives no
     # probabilities) or "words" (question words found in the documents, always).
     answerability: str = "judge"
+    # Each sentence before it is shown: "judge" (the model's P(yes) that the passages state it, threshold fitted on
+    # the tuning split, word overlap first and where the server gives no probabilities) or "words" (overlap only).
+    support: str = "judge"
+    # Stricter or looser than fitted: the P(yes) below which a question is refused / a sentence not shown
+    # (None: the values fitted on the tuning split, rag/answer/thresholds.json).
+    judge_threshold: float | None = None
+    support_threshold: float | None = None
+    # A question whose best passage comes from a document short enough for the model's context reads that
+    # document whole, from a prompt prefix that stays the same for every question about it (rag.answer.whole).
+    whole_documents: bool = True
     # Retrieval and input limits
     top_k: int = 4
     max_question_chars: int = 2000
@@ -194,7 +204,7 @@ def _convert(name: str, type_: Any, raw: str) -> Any:
             raise ValueError(raw)
         if kind == "int":
             return int(raw)
-        if kind == "float":
+        if kind in ("float", "float | None"):
             return float(raw)
     except ValueError:
         raise ConfigError(f"RAG_{name.upper()} has an invalid value {raw!r} (expected {kind}).") from None
@@ -206,6 +216,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"Unknown provider {s.provider!r}: choose one of {', '.join(PROVIDERS)} (RAG_PROVIDER).")
     if s.answerability not in ANSWERABILITY:
         raise ConfigError(f"Unknown answerability check {s.answerability!r}: choose judge or words (RAG_ANSWERABILITY).")
+    if s.support not in ANSWERABILITY:
+        raise ConfigError(f"Unknown support check {s.support!r}: choose judge or words (RAG_SUPPORT).")
     if s.embed_provider not in EMBED_PROVIDERS:
         raise ConfigError(
             f"Unknown embedding provider {s.embed_provider!r}: choose local or openai (RAG_EMBED_PROVIDER)."
@@ -222,5 +234,9 @@ def _validate(s: Settings) -> None:
     for name in ("request_timeout", "chroma_timeout", "fetch_timeout"):
         if not getattr(s, name) > 0:  # `not > 0` also refuses nan
             raise ConfigError(f"RAG_{name.upper()} must be a positive number of seconds.")
+    for name in ("judge_threshold", "support_threshold"):
+        value = getattr(s, name)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ConfigError(f"RAG_{name.upper()} must be a probability between 0 and 1.")
     if not 0.0 <= s.temperature <= 2.0:
         raise ConfigError("RAG_TEMPERATURE must be between 0 and 2.")

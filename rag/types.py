@@ -81,12 +81,15 @@ class Citation:
 @dataclass(frozen=True)
 class Timings:
     """Seconds spent: retrieval, until the first generated token (None if nothing was generated), total, and of
-    those before the first token, deciding whether to answer at all (the answerability judgement)."""
+    those before the first token, deciding whether to answer at all (the answerability judgement); until the
+    first checked words were shown (None: nothing shown but a refusal), and judging sentences' support."""
 
     retrieve: float = 0.0
     first_token: float | None = None
     total: float = 0.0
     decide: float = 0.0
+    first_shown: float | None = None
+    support: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,3 +104,6 @@ class Answer:
     provider: str = ""
     model: str = ""
     timings: Timings = field(default_factory=Timings)
+    # How each shown sentence's support was checked: "meaning" (the model's judgement, after word overlap),
+    # "words" (word overlap alone: no probabilities from the server, or RAG_SUPPORT=words), "" (quotes only).
+    support: str = ""

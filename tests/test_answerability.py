@@ -75,7 +75,7 @@ def test_a_high_probability_answers(settings: Settings, openai_server: OpenAISer
     openai_server.enqueue(Reply(chunks=[ANSWER]))
     answer = rag.query(SOCHI, settings=settings)
     assert not answer.refused and answer.citations
-    judged = openai_server.judgement_requests[-1].body["messages"]
+    judged = openai_server.judgement_requests[0].body["messages"]
     sent = openai_server.requests[-1].body["messages"]
     # The judgement reads the answer's own prompt (so the server's prompt cache serves the answer) plus the
     # yes/no paragraph: same system rules, same passages, same question.
@@ -83,6 +83,11 @@ def test_a_high_probability_answers(settings: Settings, openai_server: OpenAISer
     assert judged[-1]["content"].startswith(sent[-1]["content"] + "\n\n")
     assert judged[-1]["content"].endswith(render("answerable_check"))
     assert SOCHI in sent[-1]["content"] and "agreed in Sochi" in sent[-1]["content"]
+    # Then each sentence's support judgement reads the same prompt plus the sentence; this server sent no
+    # probabilities for it, so word overlap alone decided, and the answer says so.
+    support = openai_server.judgement_requests[-1].body["messages"][-1]["content"]
+    assert len(openai_server.judgement_requests) == 2 and support.startswith(sent[-1]["content"] + "\n\n")
+    assert "Proposed answer: " in support and answer.support == "words"
 
 
 def test_without_logprobs_the_word_coverage_gate_decides(settings: Settings, openai_server: OpenAIServer) -> None:
@@ -147,7 +152,7 @@ def test_judged_by_default(article_settings: Settings, openai_server: OpenAIServ
 
 
 def test_the_word_check_asks_no_judgement(settings: Settings, openai_server: OpenAIServer) -> None:
-    words = dataclasses.replace(settings, answerability="words")
+    words = dataclasses.replace(settings, answerability="words", support="words")
     openai_server.enqueue_judgement(Reply(chunks=["No"], top_logprobs=_tops(0.01, 0.99)))  # would refuse if asked
     openai_server.enqueue(Reply(chunks=[ANSWER]))
     assert not rag.query(SOCHI, settings=words).refused

@@ -227,8 +227,9 @@ def test_open_answer_leaves_out_a_last_sentence_the_token_limit_cut(article_sett
 
 def test_a_model_sentence_copied_up_to_an_excerpts_cut_is_shown_whole(article_settings: Settings) -> None:
     source = article_settings.corpus_path.read_text(encoding="utf-8")
-    model, stream, deltas, first = _open_stream(article_settings)
-    # The open prompt clips each passage's excerpt; the model copies one up to the cut, dots and all.
+    # The retrieval path's open prompt clips each passage's excerpt (a document read whole is not clipped);
+    # the model copies one up to the cut, dots and all.
+    model, stream, deltas, first = _open_stream(dataclasses.replace(article_settings, whole_documents=False))
     shown = re.findall(r"^\[(\d+)\] (.+) \.\.\.$", model.judged[0][-1]["content"], re.M)
     number, cut = next((n, t.split(" ... ")[-1]) for n, t in shown if strip_markers(first)[:40] not in t)
     model.enqueue(f"{cut}... [{number}]")

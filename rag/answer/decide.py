@@ -67,18 +67,19 @@ def decide(plan: Plan, settings: Settings, model: ChatModel | None) -> Decision:
         return Decision(False, "not refusable")
     started = time.perf_counter()
     judge_with = model if settings.answerability == "judge" and plan.about_document else None
-    decision = _decide(plan, judge_with)
+    decision = _decide(plan, judge_with, settings)
     return Decision(decision.refuse, decision.reason, decision.probability, time.perf_counter() - started)
 
 
-def _decide(plan: Plan, model: ChatModel | None) -> Decision:
+def _decide(plan: Plan, model: ChatModel | None, settings: Settings) -> Decision:
     if not plan.passages:
         return Decision(True, "no passages")
     if question_coverage(plan.question, plan.sources, plan.names).missing_names:
         return Decision(True, "names absent")
     probability = judge(model, plan.messages) if model is not None else None
-    if probability is not None:
-        return Decision(probability < threshold(), "judged", probability)
+    if probability is not None:  # the whole-document prompt reads differently: its own threshold
+        name = "judge_whole" if plan.policy.whole else "judge"
+        return Decision(probability < cutoff(settings, name), "judged", probability)
     return Decision(refusal_before(plan.question, plan.sources, plan.names) is not None, "word coverage")
 
 
@@ -86,6 +87,12 @@ def _decide(plan: Plan, model: ChatModel | None) -> Decision:
 def threshold(name: str = "judge") -> float:
     """A fitted threshold from thresholds.json (its `fitted_on` says which split; never the held-out one)."""
     return float(json.loads(THRESHOLDS.read_text(encoding="utf-8"))["thresholds"][name])
+
+
+def cutoff(settings: Settings, name: str) -> float:
+    """The threshold `name` ("judge", "judge_whole", "support") in force: the settings' own, else the fitted one."""
+    given = settings.support_threshold if name == "support" else settings.judge_threshold
+    return threshold(name) if given is None else given
 
 
 def check_messages(answer: Sequence[Message]) -> list[Message]:

@@ -21,9 +21,10 @@ from typing import Any
 from rag.answer.checks import Checked, Relevance, check_sentence, says_cant_tell, whole_copy
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, split_complete, strip_markers, unfinished
 from rag.answer.condense import condense
-from rag.answer.decide import Decision, decide, fits_question
+from rag.answer.decide import Decision, cutoff, decide, fits_question
 from rag.answer.plan import PassageSource, Plan, make_plan, passage_vectors
 from rag.answer.quotes import adds_to, central, choose, repeats, select_reasons
+from rag.answer.support import judge_claim
 from rag.config import Settings
 from rag.errors import ModelAuthError, ModelError
 from rag.models.chat import ChatModel
@@ -93,7 +94,7 @@ def respond(plan: Plan, settings: Settings, retriever: PassageSource, model: Cha
     """Steps 3-5 for a plan: decide, then generate and check, or quote, or refuse."""
     trace = trace or _ignore
     trace("plan", plan)
-    run = _Run(plan, settings, retriever, model, time.perf_counter() if started is None else started)
+    run = _Run(plan, settings, retriever, model, time.perf_counter() if started is None else started, trace)
     run.decision = decide(plan, settings, model)
     trace("decision", run.decision)
     if run.decision.refuse:
@@ -119,17 +120,42 @@ class _Run:
     retriever: PassageSource
     model: ChatModel | None
     started: float
+    trace: Trace
     first: float | None = None  # seconds to the first generated token or shown text
+    shown: float | None = None  # seconds to the first checked words shown
     decision: Decision = Decision(False, "")
+    support: str = ""  # "meaning" once a sentence was judged by the model, "words" when overlap alone decided
+    support_seconds: float = 0.0
 
     def mark_first(self) -> None:
         self.first = self.first or time.perf_counter() - self.started
+
+    def mark_shown(self) -> None:
+        self.mark_first()
+        self.shown = self.shown or time.perf_counter() - self.started
+
+    @property
+    def judging(self) -> bool:
+        return self.model is not None and self.settings.support == "judge"
+
+    def supported(self, checked: Checked) -> bool:
+        """The model's judgement of one sentence (after its overlap check passed): shown only at or above the
+        fitted threshold; where no probability comes back, the overlap check's verdict stands."""
+        if not self.judging or self.model is None:
+            self.support = self.support or "words"
+            return True
+        started = time.perf_counter()
+        judged = judge_claim(self.model, self.plan.messages, checked.claim)
+        self.support_seconds += time.perf_counter() - started
+        self.trace("support", judged)
+        self.support = "meaning" if judged.probability is not None else (self.support or "words")
+        return judged.passes(cutoff(self.settings, "support"))
 
     def quotes(self, among: Sequence[Passage] = (), most: int = 0) -> list[Checked]:
         """Quotes from `among` (default: the plan's passages), or [] when they don't fit the question (an
         overview, which can't be refused, asks for no particular fact)."""
         plan = self.plan
-        pool = list(among) or list(plan.passages)
+        pool = list(among) or list(plan.evidence)
         vectors = passage_vectors(self.retriever, pool, self.settings) if plan.policy.quotes == "central" else None
         units = choose(plan.policy, plan.question, pool, similarity=similarity(self.settings), vectors=vectors,
                        most=most)  # fmt: skip
@@ -140,11 +166,13 @@ class _Run:
     def extractive(self, prefer: Sequence[Passage] = ()) -> Generator[str, None, Answer]:
         """Quote the best sentences; from the `prefer`red passages (the model's pick) when they answer."""
         chosen = (self.quotes(prefer) if prefer else []) or self.quotes()
+        # A quote standing in for the model's answer passes the same judgement as the model's sentences.
+        chosen = [c for c in chosen if self.supported(c)] if self.judging else chosen
         if not chosen:
             return self.refusal(provider="extractive")
         numbering = Numbering()
         text = " ".join(render_sentence(c.claim, c.passages, numbering) for c in chosen)
-        self.mark_first()
+        self.mark_shown()
         yield text
         return self.answer(text, numbering, provider="extractive")
 
@@ -158,13 +186,15 @@ class _Run:
         return Answer(
             text=text,
             citations=[] if refused else numbering.citations(),
-            passages=list(self.plan.passages),
+            passages=list(self.plan.evidence),
             refused=refused,
             standalone_question=self.plan.question,
             provider=provider,
             model=model.model if model is not None and provider != "extractive" else "",
             timings=Timings(retrieve=self.plan.retrieve_seconds, first_token=self.first,
-                            total=time.perf_counter() - self.started, decide=self.decision.seconds),  # fmt: skip
+                            total=time.perf_counter() - self.started, decide=self.decision.seconds,
+                            first_shown=None if refused else self.shown, support=self.support_seconds),  # fmt: skip
+            support="" if refused else self.support,
         )
 
 
@@ -192,13 +222,17 @@ def generate(run: _Run, model: ChatModel, trace: Trace) -> Generator[str, None, 
     draft.lead = run.quotes(most=policy.lead) if policy.lead else []
     for lead in draft.lead:
         draft.kept.append(lead)
-        run.mark_first()
+        run.mark_shown()
         yield (" " if len(draft.kept) > 1 else "") + render_sentence(lead.claim, lead.passages, numbering)
     sentences = _sentences(run, model, keep_fragment=policy.keep_fragment)
+    pending: list[Checked] = []  # passed the overlap check, waiting for the model's judgement
     try:
         for sentence in sentences:
             checked = _take(sentence, shown, draft, run, relevance, trace)
-            if checked is not None:
+            if checked is not None and run.judging:
+                pending.append(checked)
+            elif checked is not None:
+                run.mark_shown()
                 yield (" " if len(draft.kept) > 1 else "") + render_sentence(checked.claim, checked.passages, numbering)
             if len(draft.kept) >= policy.sentences or draft.dropped >= policy.dropped:
                 break  # the rest would only cost time on a CPU: the prompt asks for no more
@@ -210,6 +244,15 @@ def generate(run: _Run, model: ChatModel, trace: Trace) -> Generator[str, None, 
         return (yield from run.extractive(draft.pointed))  # a cut-off reply is never the final answer
     finally:
         sentences.close()  # stops generation (closes the HTTP stream) when we stop early
+    # Judged once the reply is complete: the local server has one slot, so a judgement can only run between
+    # requests (and reads the answer's prompt from its cache).
+    for checked in pending:
+        if not run.supported(checked):
+            draft.kept.remove(checked)
+            draft.dropped += 1
+            continue
+        run.mark_shown()
+        yield (" " if draft.kept.index(checked) > 0 else "") + render_sentence(checked.claim, checked.passages, numbering)
     return (yield from _conclude(run, draft, numbering))
 
 
@@ -220,6 +263,7 @@ def _conclude(run: _Run, draft: _Draft, numbering: Numbering) -> Generator[str, 
     if kept and fits_question(run.plan.question, " ".join(c.claim for c in kept)):
         for extra in _supplement(run, kept):
             kept.append(extra)
+            run.mark_shown()
             yield " " + render_sentence(extra.claim, extra.passages, numbering)
         text = " ".join(render_sentence(c.claim, c.passages, numbering) for c in kept)
         return run.answer(text, numbering, provider=None if wrote else "extractive")  # quotes only: say so
@@ -258,7 +302,7 @@ def _supplement(run: _Run, kept: list[Checked]) -> list[Checked]:
     with the next while the budget lasts) passing over what the kept sentences mostly say; for an overview a
     central sentence from each part of the document no kept sentence cites. Up to the sentence budget."""
     plan, policy = run.plan, run.plan.policy
-    pool = list(plan.passages)
+    pool = list(plan.evidence)
     if policy.quotes == "central":
         cited = frozenset(i for i, p in enumerate(pool) if any(p in c.passages for c in kept))
         vectors = passage_vectors(run.retriever, pool, run.settings)

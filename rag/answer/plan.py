@@ -21,10 +21,11 @@ import numpy as np
 from rag.answer.checks import SupportChecker
 from rag.answer.citations import MARKER, strip_markers
 from rag.answer.kinds import kind as question_kind
-from rag.answer.policy import SPREAD, SPREAD_PASSAGES, WHOLE, Policy, for_kind
+from rag.answer.policy import SPREAD, SPREAD_PASSAGES, WHOLE, WHOLE_FACTUAL, Policy, for_kind, read_whole
 from rag.answer.prompts import render
 from rag.answer.quotes import centrality
 from rag.answer.terms import content_stems, main_names
+from rag.answer.whole import fits, whole_document
 from rag.config import Settings
 from rag.models.chat import ChatModel, Message
 from rag.models.embed import PASSAGE_COSINES, cached_passages, optional_embedder, rescale
@@ -36,11 +37,6 @@ OPEN_CANDIDATES = 12  # passages retrieved before an open question's diverse pic
 # passages: 0.815 at 0.6, 0.852 at 0.7-0.8, 0.87 at 0.9-1.0); the passages are already near-duplicate-free
 # (the retriever collapses those), so a strong diversity term mostly swapped relevant passages out.
 MMR_LAMBDA = 0.9
-CHARS_PER_TOKEN = 4.0  # English prose in Qwen's tokenizer: 4.9 measured on the default article; 4 leaves room
-PROMPT_RESERVE = 400  # tokens for the rules, the question and the chat template around them
-# With a remote model the context is large, but each overview question sends the whole text again: past this
-# many tokens the spread pick is used even there, to bound cost and time (a stated bound, not fitted).
-REMOTE_WHOLE_TOKENS = 16_000
 
 
 class PassageSource(Protocol):
@@ -62,6 +58,14 @@ class Plan:
     sources: tuple[str, ...]  # the whole texts of the documents the passages come from
     names: frozenset[str]  # those documents' main names (allowed in any sentence)
     retrieve_seconds: float  # from the question to the evidence
+    # What retrieval found, when the document is read whole (`passages` is then all of it): quotes, the fallback
+    # and the passages listed with the answer come from these, the most related to the question.
+    found: tuple[Passage, ...] = ()
+
+    @property
+    def evidence(self) -> tuple[Passage, ...]:
+        """The passages quotes are chosen from and the answer lists: the retrieved ones."""
+        return self.found or self.passages
 
     @property
     def shown(self) -> tuple[Passage, ...]:
@@ -89,15 +93,19 @@ def make_plan(standalone: str, retriever: PassageSource, settings: Settings, *, 
     found = kind or question_kind(standalone)
     path = found if found != "other" else "factual"  # chit-chat, an instruction: the factual checks refuse it
     whole = overview_evidence(retriever, settings) if path == "overview" else None
+    retrieved: list[Passage] = []
     if whole is not None:
         passages, policy = whole
     else:
         policy = for_kind(path)
         passages = gather(retriever, standalone, policy, settings.top_k, settings)
+        read = whole_document(retriever, passages, settings)
+        if read is not None:  # a short document: read whole, its prefix shared by every question about it
+            retrieved, passages, policy = passages, read, read_whole(policy)
     seen = dict.fromkeys(p.source for p in passages)
     sources = tuple(retriever.source_text(s) for s in seen)
     return Plan(standalone, found, policy, tuple(passages), sources, _main_names("\n".join(sources)),
-                time.perf_counter() - started)  # fmt: skip
+                time.perf_counter() - started, tuple(retrieved))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=16)
@@ -171,16 +179,9 @@ def overview_evidence(retriever: PassageSource, settings: Settings) -> tuple[lis
         blocks.append(np.asarray(vectors, dtype=np.float32).reshape(len(found), -1))
     if not passages:
         return None
-    if sum(len(p.text) for p in passages) / CHARS_PER_TOKEN <= token_budget(settings):
+    if fits(passages, settings):
         return passages, WHOLE
     return [passages[i] for i in spread(np.concatenate(blocks), SPREAD_PASSAGES)], SPREAD
-
-
-def token_budget(settings: Settings) -> int:
-    """Tokens of passage text that can go into one overview prompt whole."""
-    if settings.resolved_provider == "local":
-        return settings.llm_context - settings.max_answer_tokens - PROMPT_RESERVE
-    return REMOTE_WHOLE_TOKENS
 
 
 def spread(vectors: np.ndarray, n: int) -> list[int]:
@@ -202,6 +203,18 @@ def prime_overview(model: ChatModel, retriever: PassageSource, settings: Setting
         return False
     model.prefill(messages("", *found))
     return True
+
+
+def prime_documents(model: ChatModel, retriever: PassageSource, doc_ids: Sequence[str], settings: Settings) -> int:
+    """Have the model read the whole-document prefix of each of `doc_ids` that is short enough to be read whole,
+    so its first question only pays for its own words. The number of documents read."""
+    read = 0
+    for doc_id in doc_ids:
+        passages, _ = retriever.document_passages(doc_id)
+        if settings.whole_documents and fits(passages, settings):
+            model.prefill(messages("", passages, WHOLE_FACTUAL))
+            read += 1
+    return read
 
 
 # -- the prompt -----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ A message the kind model calls "other" (chit-chat, an instruction) takes the fac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Quotes = Literal["best", "reasons", "central"]
@@ -37,6 +37,7 @@ class Policy:
     on_topic: bool = False  # a kept sentence may not drift far below the best one's closeness to the question
     keep_fragment: bool = False  # the reply's unfinished last piece is kept (factual replies are often fragments)
     clip_excerpts: bool = False  # each passage's excerpt is held to its share of prompt_chars
+    whole: bool = False  # a document read whole: every passage, in document order, the same prompt prefix each time
 
 
 # Three passages cut to ~1,050 characters keep the uncached prompt near 250 tokens: the first token waits for the
@@ -62,7 +63,21 @@ SPREAD = Policy("overview", passages=0, prompt_passages=SPREAD_PASSAGES, prompt_
                 refusable=False, relevance=False)  # fmt: skip
 
 
+# A short document read whole (rag.answer.whole): its passages in document order under one system prompt, so
+# llama.cpp's prompt cache reads them once for every factual and open question about it and for the
+# judgements that append to that prompt. The answer's shape is asked for after the question.
+WHOLE_FACTUAL = replace(FACTUAL, prompt_passages=1_000_000, prompt_chars=0, excerpts=False, whole=True,
+                        system="whole_system", prompt="whole_user")  # fmt: skip
+WHOLE_OPEN = replace(OPEN, prompt_passages=1_000_000, prompt_chars=0, excerpts=False, clip_excerpts=False,
+                     diverse=False, whole=True, system="whole_system", prompt="whole_user_open")  # fmt: skip
+
+
 def for_kind(kind: str) -> Policy:
     """The retrieval-path policy of a question kind: an overview asked of a retriever that can't list whole
     documents is answered like an open question (plan.py picks WHOLE or SPREAD when it can)."""
     return FACTUAL if kind == "factual" else OPEN
+
+
+def read_whole(policy: Policy) -> Policy:
+    """The whole-document form of a factual or open policy."""
+    return WHOLE_FACTUAL if policy.kind == "factual" else WHOLE_OPEN
