@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         add_text,
         list_documents,
         open_index,
+        prime_documents,
         prime_overview,
         query,
         query_stream,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "build_index": "rag.index.build",
     "open_index": "rag.api",
+    "prime_documents": "rag.api",
     "prime_overview": "rag.api",
     "retrieve": "rag.api",
     "query": "rag.api",
@@ -80,6 +82,7 @@ __all__ = [
     "Turn",
     "add_document",
     "add_text",
+    "prime_documents",
     "prime_overview",
     "build_index",
     "list_documents",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.answer.pipeline import AnswerStream, PassageSource, answer_stream
+from rag.answer.plan import prime_documents as prime_whole
 from rag.answer.plan import prime_overview as prime
 from rag.config import Settings
 from rag.errors import IndexMissingError, InputError, ModelAuthError, ModelError
@@ -178,6 +179,21 @@ def prime_overview(documents: Sequence[str] | None = None, *, settings: Settings
     scope: Any = retriever if documents is None else _Only(retriever, _known(documents, retriever) or ())
     model = model or load_chat_model(settings)
     return model is not None and prime(model, scope, settings)
+
+
+def prime_documents(documents: Sequence[str] | None = None, *, settings: Settings | None = None,
+                    model: ChatModel | None = None) -> int:  # fmt: skip
+    """Have the local model hold the whole-document prompt of each of `documents` (None: the library) that is
+    short enough to be read whole: restored from the state saved the first time (well under a second), else
+    read now (20-70 s on 2 cores: call this in the background when a document is added). Then a question about
+    it reads only its own words. The number of documents primed (0 for another provider)."""
+    settings = settings or Settings.from_env()
+    if settings.resolved_provider != "local" or not settings.whole_documents:
+        return 0
+    retriever = open_index(settings)
+    ids = list(documents) if documents is not None else retriever.scope()
+    model = model or load_chat_model(settings)
+    return 0 if model is None else prime_whole(model, retriever, _known(ids, retriever) or (), settings)
 
 
 def load_chat_model(settings: Settings) -> ChatModel | None:

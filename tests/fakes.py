@@ -43,6 +43,10 @@ class MockModel:
     def prefill(self, messages: Sequence[Message]) -> None:
         self.prefilled.append([dict(m) for m in messages])  # type: ignore[misc]
 
+    def keep_prefix(self, messages: Sequence[Message]) -> str:
+        self.prefill(messages)
+        return "read"
+
     def stream(self, messages: Sequence[Message]) -> Iterator[str]:
         self.history.append([dict(m) for m in messages])  # type: ignore[misc]
         if not self._queue:

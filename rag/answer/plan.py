@@ -212,7 +212,7 @@ def prime_documents(model: ChatModel, retriever: PassageSource, doc_ids: Sequenc
     for doc_id in doc_ids:
         passages, _ = retriever.document_passages(doc_id)
         if settings.whole_documents and fits(passages, settings):
-            model.prefill(messages("", passages, WHOLE_FACTUAL))
+            model.keep_prefix(messages("", passages, WHOLE_FACTUAL))
             read += 1
     return read
 

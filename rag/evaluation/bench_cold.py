@@ -36,6 +36,9 @@ class _CountingModel:
     def prefill(self, messages: Any) -> None:
         self.inner.prefill(messages)
 
+    def keep_prefix(self, messages: Any) -> str:
+        return self.inner.keep_prefix(messages)  # type: ignore[no-any-return]
+
     def stream(self, messages: Any) -> Iterator[str]:
         self.deltas, self.messages = 0, list(messages)
         for delta in self.inner.stream(messages):

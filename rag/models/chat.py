@@ -25,6 +25,7 @@ from rag.config import Settings
 from rag.errors import ConfigError, InputError, ModelAuthError, ModelError
 from rag.models.weights import MODEL_NAME
 from rag.models.logprobs import TOP_LOGPROBS, first_token_alternatives, yes_share
+from rag.models.prefix import keep_prefix, prefix_file
 from rag.models.server import LocalServer, local_server
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ class ChatModel(Protocol):
     def prefill(self, messages: Sequence[Message]) -> None:
         """Have the server read a prompt and reply with one token, so a later prompt sharing its start is
         served from the server's prompt cache (llama.cpp keeps it; other servers may not)."""
+        ...
+
+    def keep_prefix(self, messages: Sequence[Message]) -> str:
+        """Like `prefill`, kept across restarts where the server can save its state: "restored" or "read"."""
         ...
 
 
@@ -158,6 +163,16 @@ class OpenAICompatibleModel:
                                                 temperature=0.0, timeout=PREFILL_TIMEOUT)  # fmt: skip
         except Exception as err:  # mapped to our own messages: SDK text may quote a key
             raise self._final_error(_classify(err), err, 1) from None
+
+    def keep_prefix(self, messages: Sequence[Message]) -> str:
+        """Have the server hold `messages` as a cached prefix: restored from its saved state when there is one
+        (the local server), else read (`prefill`) and saved. "restored" or "read"."""
+        server = self._server
+        if server is None or server.slot_dir is None:
+            self.prefill(messages)
+            return "read"
+        name = prefix_file(messages, server.model_path, server.context)
+        return keep_prefix(server.address, server.slot_dir, name, lambda: self.prefill(messages), PREFILL_TIMEOUT)
 
     def _sdk(self) -> Any:
         """The OpenAI SDK client under LlamaIndex's (its chat API has no logprobs), with the same key handling."""

@@ -34,16 +34,18 @@ from rag.models.weights import MODEL_NAME, ensure_model
 
 log = logging.getLogger(__name__)
 
+SLOT_DIR = "prompt-cache"  # under the model directory: saved KV state belongs to this model file
 START_TIMEOUT = 180.0  # seconds to load the model; a few on this machine, far more on a busy one
 
 
 class LocalServer:
     """One server child for one model file and settings: started on first use, restarted at most once."""
 
-    def __init__(self, model_path: Path, *, context: int, threads: int) -> None:
+    def __init__(self, model_path: Path, *, context: int, threads: int, slot_dir: Path | None = None) -> None:
         self.model_path = model_path
         self.context = context
         self.threads = threads
+        self.slot_dir = slot_dir  # where prompt prefixes are saved to and restored from (rag.models.prefix)
         self.restarts = 0
         self.load_seconds = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -106,7 +108,8 @@ class LocalServer:
             self._terminate()
 
     def _start(self) -> None:
-        config = {"model": str(self.model_path), "context": self.context, "threads": self.threads}
+        config = {"model": str(self.model_path), "context": self.context, "threads": self.threads,
+                  "slots": str(self.slot_dir) if self.slot_dir is not None else ""}  # fmt: skip
         started = time.perf_counter()
         proc = subprocess.Popen(
             [sys.executable, "-m", "rag.models.server", json.dumps(config)],
@@ -173,7 +176,9 @@ def local_server(settings: Settings) -> LocalServer:
     """The process-wide server for these settings (model file, context, threads); not started yet."""
     path = ensure_model(settings)
     return _servers.get(
-        settings.local_model, lambda: LocalServer(path, context=settings.llm_context, threads=settings.llm_threads)
+        settings.local_model,
+        lambda: LocalServer(path, context=settings.llm_context, threads=settings.llm_threads,
+                            slot_dir=settings.model_dir / SLOT_DIR),  # fmt: skip
     )
 
 
@@ -200,6 +205,9 @@ def _serve(config: dict[str, object]) -> None:
     # llama.cpp also keeps earlier prompts' KV state in RAM (8 GiB by default); ~28 KB a token for this
     # model, so 256 MiB still holds dozens of recent prompts without letting a laptop's memory creep up.
     params.cache_ram_mib = 256
+    if config.get("slots"):  # llama.cpp joins this and the file name as strings: the separator is ours
+        Path(str(config["slots"])).mkdir(parents=True, exist_ok=True)
+        params.slot_save_path = str(config["slots"]).rstrip(os.sep) + os.sep
     params.warmup = True  # pay the first-run costs (allocations, page-in) at start-up, not in the first answer
     try:
         server = xllamacpp.Server(params)
