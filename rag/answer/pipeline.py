@@ -161,7 +161,13 @@ class _Run:
                        most=most)  # fmt: skip
         if plan.policy.refusable and not (units and fits_question(plan.question, " ".join(u.text for u in units))):
             return []
-        return [Checked(u.text, (pool[u.passage_index],)) for u in units]
+        quoted = [Checked(u.text, (pool[u.passage_index],)) for u in units]
+        if plan.policy.refusable and plan.policy.relevance and not self.judging:
+            # Without the model's judgement, a quote must answer by itself: share the question's words or be
+            # close to it in meaning (its passage sharing them is not enough: retrieval picked it for that).
+            relevance = Relevance(plan.question, plan.names, self.settings)
+            quoted = [c for c in quoted if relevance.answers(Checked(c.claim, ()))]
+        return quoted
 
     def extractive(self, prefer: Sequence[Passage] = ()) -> Generator[str, None, Answer]:
         """Quote the best sentences; from the `prefer`red passages (the model's pick) when they answer."""
