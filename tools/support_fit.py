@@ -33,6 +33,7 @@ OUT = Path(os.environ.get("SUPPORT_OUT", "/tmp/support-fit"))
 TUNING, HELD_OUT = ("web-tuning", "dev", "normans"), ("web-heldout", "article", "cct")
 SQUAD = {"normans": "Normans.json", "cct": "Computational_complexity_theory.json"}
 PER_KIND = 30
+EVERY = int(os.environ.get("SUPPORT_EVERY", "1"))  # every n-th question of a set (2: half, when time is short)
 # One false refusal costs as much as this many right refusals: the stated trade-off of the operating point.
 FALSE_REFUSAL_COST = 2.0
 
@@ -78,6 +79,7 @@ def collect(name: str) -> None:
     done = {json.loads(line)["question"] for line in out.open()} if out.exists() else set()
     with tempfile.TemporaryDirectory(prefix="support-fit-") as tmp:
         settings, rows = _questions(name, Path(tmp))
+        rows = rows[:: EVERY]  # a fixed subsample, the same on every run
         retriever, model = open_index(settings), load_chat_model(settings)
         # As the app does when a document is added: its whole-document prefix is read before any question
         # (a first read takes 20-70 s here, past the judgement's request timeout).

@@ -1,11 +1,14 @@
 """How an answer is made, in reading order:
 
 1. condense  a follow-up ("and Russia?") becomes a standalone question (condense.py);
-2. plan      its kind, policy, passages and prompt, built once (plan.py, policy.py);
+2. plan      its kind, policy, passages and prompt, built once (plan.py, policy.py); a short document is
+             read whole, from a prompt prefix the same for every question about it (whole.py);
 3. decide    answer or refuse, before anything is generated (decide.py);
-4. generate  stream the model's reply, check each sentence against its cited passage before it is shown
-             (checks.py), open answers led and completed by verbatim quotes (quotes.py);
-5. fall back when no sentence survives or the model fails: quote the passages (quotes.py), or refuse.
+4. generate  stream the model's reply; each sentence is checked against its cited passage by word overlap
+             (checks.py), then by the model's judgement of its support once the reply is complete
+             (support.py), and only then shown; open answers led and completed by verbatim quotes (quotes.py);
+5. fall back when no sentence survives or the model fails: quote the passages (quotes.py), each quote judged
+             like a sentence of the model's, or refuse.
 Without a model (the extractive provider) step 4 is the quotes alone. Inputs were validated and the parts
 (retriever, chat model) chosen by the caller (`rag.api`). `trace`, when given, receives every intermediate
 value by name ("standalone", "plan", "decision", "sentence", "answer") for measuring tools.
@@ -14,24 +17,22 @@ value by name ("standalone", "plan", "decision", "sentence", "answer") for measu
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from rag.answer.checks import Checked, Relevance, check_sentence, says_cant_tell, whole_copy
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, split_complete, strip_markers, unfinished
 from rag.answer.condense import condense
-from rag.answer.decide import Decision, cutoff, decide, fits_question
+from rag.answer.decide import decide, fits_question
 from rag.answer.plan import PassageSource, Plan, make_plan, passage_vectors
-from rag.answer.quotes import adds_to, central, choose, repeats, select_reasons
-from rag.answer.support import judge_claim
+from rag.answer.quotes import adds_to, central, repeats, select_reasons
+from rag.answer.run import Run, Trace, ignore
 from rag.config import Settings
 from rag.errors import ModelAuthError, ModelError
 from rag.models.chat import ChatModel
 from rag.models.embed import similarity
-from rag.types import REFUSAL, Answer, Passage, Timings, Turn
+from rag.types import Answer, Passage, Turn
 
-Trace = Callable[[str, Any], None]
 __all__ = ["AnswerStream", "PassageSource", "SentenceTrace", "Trace", "answer_stream", "respond"]
 
 
@@ -76,7 +77,7 @@ class SentenceTrace:
 def answer_stream(question: str, history: tuple[Turn, ...], *, settings: Settings, retriever: PassageSource,
                   model: ChatModel | None, trace: Trace | None = None) -> AnswerStream:  # fmt: skip
     """Answer a validated question with these parts; `model` None answers by quoting passages."""
-    return AnswerStream(_steps(question, history, settings, retriever, model, trace or _ignore))
+    return AnswerStream(_steps(question, history, settings, retriever, model, trace or ignore))
 
 
 def _steps(question: str, history: tuple[Turn, ...], settings: Settings, retriever: PassageSource,
@@ -92,9 +93,9 @@ def _steps(question: str, history: tuple[Turn, ...], settings: Settings, retriev
 def respond(plan: Plan, settings: Settings, retriever: PassageSource, model: ChatModel | None, *,
             started: float | None = None, trace: Trace | None = None) -> Generator[str, None, Answer]:  # fmt: skip
     """Steps 3-5 for a plan: decide, then generate and check, or quote, or refuse."""
-    trace = trace or _ignore
+    trace = trace or ignore
     trace("plan", plan)
-    run = _Run(plan, settings, retriever, model, time.perf_counter() if started is None else started, trace)
+    run = Run(plan, settings, retriever, model, time.perf_counter() if started is None else started, trace)
     run.decision = decide(plan, settings, model)
     trace("decision", run.decision)
     if run.decision.refuse:
@@ -105,103 +106,6 @@ def respond(plan: Plan, settings: Settings, retriever: PassageSource, model: Cha
         answer = yield from generate(run, model, trace)
     trace("answer", answer)
     return answer
-
-
-def _ignore(name: str, value: Any) -> None:
-    return None
-
-
-@dataclass
-class _Run:
-    """One answer in progress: its plan, its parts, the decision and the clock."""
-
-    plan: Plan
-    settings: Settings
-    retriever: PassageSource
-    model: ChatModel | None
-    started: float
-    trace: Trace
-    first: float | None = None  # seconds to the first generated token or shown text
-    shown: float | None = None  # seconds to the first checked words shown
-    decision: Decision = Decision(False, "")
-    support: str = ""  # "meaning" once a sentence was judged by the model, "words" when overlap alone decided
-    support_seconds: float = 0.0
-
-    def mark_first(self) -> None:
-        self.first = self.first or time.perf_counter() - self.started
-
-    def mark_shown(self) -> None:
-        self.mark_first()
-        self.shown = self.shown or time.perf_counter() - self.started
-
-    @property
-    def judging(self) -> bool:
-        return self.model is not None and self.settings.support == "judge"
-
-    def supported(self, checked: Checked) -> bool:
-        """The model's judgement of one sentence (after its overlap check passed): shown only at or above the
-        fitted threshold; where no probability comes back, the overlap check's verdict stands."""
-        if not self.judging or self.model is None:
-            self.support = self.support or "words"
-            return True
-        started = time.perf_counter()
-        judged = judge_claim(self.model, self.plan.messages, checked.claim)
-        self.support_seconds += time.perf_counter() - started
-        self.trace("support", judged)
-        self.support = "meaning" if judged.probability is not None else (self.support or "words")
-        return judged.passes(cutoff(self.settings, "support"))
-
-    def quotes(self, among: Sequence[Passage] = (), most: int = 0) -> list[Checked]:
-        """Quotes from `among` (default: the plan's passages), or [] when they don't fit the question (an
-        overview, which can't be refused, asks for no particular fact)."""
-        plan = self.plan
-        pool = list(among) or list(plan.evidence)
-        vectors = passage_vectors(self.retriever, pool, self.settings) if plan.policy.quotes == "central" else None
-        units = choose(plan.policy, plan.question, pool, similarity=similarity(self.settings), vectors=vectors,
-                       most=most)  # fmt: skip
-        if plan.policy.refusable and not (units and fits_question(plan.question, " ".join(u.text for u in units))):
-            return []
-        quoted = [Checked(u.text, (pool[u.passage_index],)) for u in units]
-        if plan.policy.refusable and plan.policy.relevance and not self.judging:
-            # Without the model's judgement, a quote must answer by itself: share the question's words or be
-            # close to it in meaning (its passage sharing them is not enough: retrieval picked it for that).
-            relevance = Relevance(plan.question, plan.names, self.settings)
-            quoted = [c for c in quoted if relevance.answers(Checked(c.claim, ()))]
-        return quoted
-
-    def extractive(self, prefer: Sequence[Passage] = ()) -> Generator[str, None, Answer]:
-        """Quote the best sentences; from the `prefer`red passages (the model's pick) when they answer."""
-        chosen = (self.quotes(prefer) if prefer else []) or self.quotes()
-        # A quote standing in for the model's answer passes the same judgement as the model's sentences.
-        chosen = [c for c in chosen if self.supported(c)] if self.judging else chosen
-        if not chosen:
-            return self.refusal(provider="extractive")
-        numbering = Numbering()
-        text = " ".join(render_sentence(c.claim, c.passages, numbering) for c in chosen)
-        self.mark_shown()
-        yield text
-        return self.answer(text, numbering, provider="extractive")
-
-    def refusal(self, provider: str | None = None) -> Answer:
-        return self.answer(REFUSAL, Numbering(), refused=True, provider=provider)
-
-    def answer(self, text: str, numbering: Numbering, *, refused: bool = False, provider: str | None = None) -> Answer:
-        model = self.model
-        if provider is None:
-            provider = model.provider if model is not None else "extractive"
-        return Answer(
-            text=text,
-            citations=[] if refused else numbering.citations(),
-            passages=list(self.plan.evidence),
-            refused=refused,
-            standalone_question=self.plan.question,
-            provider=provider,
-            model=model.model if model is not None and provider != "extractive" else "",
-            timings=Timings(retrieve=self.plan.retrieve_seconds, first_token=self.first,
-                            total=time.perf_counter() - self.started, decide=self.decision.seconds,
-                            first_shown=None if refused else self.shown, support=self.support_seconds),  # fmt: skip
-            support="" if refused else self.support,
-        )
 
 
 @dataclass
@@ -217,7 +121,7 @@ class _Draft:
     invented: bool = False  # a dropped sentence named something no shown passage mentions
 
 
-def generate(run: _Run, model: ChatModel, trace: Trace) -> Generator[str, None, Answer]:
+def generate(run: Run, model: ChatModel, trace: Trace) -> Generator[str, None, Answer]:
     """Stream the model's reply, showing only sentences that pass the checks; then the supplement, the fallback
     or the refusal."""
     plan, policy = run.plan, run.plan.policy
@@ -262,7 +166,7 @@ def generate(run: _Run, model: ChatModel, trace: Trace) -> Generator[str, None, 
     return (yield from _conclude(run, draft, numbering))
 
 
-def _conclude(run: _Run, draft: _Draft, numbering: Numbering) -> Generator[str, None, Answer]:
+def _conclude(run: Run, draft: _Draft, numbering: Numbering) -> Generator[str, None, Answer]:
     """The kept sentences with the supplement; else a refusal when the model said it can't tell; else quotes."""
     kept = draft.kept
     wrote = len(kept) > len(draft.lead) or draft.echoed  # a sentence of the model's own passed its checks
@@ -278,7 +182,7 @@ def _conclude(run: _Run, draft: _Draft, numbering: Numbering) -> Generator[str, 
     return (yield from run.extractive(draft.pointed))
 
 
-def _take(sentence: str, shown: list[Passage], draft: _Draft, run: _Run, relevance: Relevance,
+def _take(sentence: str, shown: list[Passage], draft: _Draft, run: Run, relevance: Relevance,
           trace: Trace) -> Checked | None:  # fmt: skip
     """Check one generated sentence; record it in `draft` (kept, dropped, or a bare pointer)."""
     policy, checker = run.plan.policy, run.plan.checker
@@ -292,7 +196,7 @@ def _take(sentence: str, shown: list[Passage], draft: _Draft, run: _Run, relevan
     keep = checked is not None and not echo and all(c.claim != checked.claim for c in draft.kept)
     keep = keep and (not policy.relevance or relevance.answers(checked))  # type: ignore[arg-type]
     keep = keep and (not policy.on_topic or relevance.on_topic(checked.claim))  # type: ignore[union-attr]
-    if checked is not None and trace is not _ignore:
+    if checked is not None and trace is not ignore:
         trace("sentence", SentenceTrace(sentence, checked, keep, relevance.shares_words(checked),
                                         relevance.similarity(checked.claim)))  # fmt: skip
     if not keep or checked is None:
@@ -303,7 +207,7 @@ def _take(sentence: str, shown: list[Passage], draft: _Draft, run: _Run, relevan
     return checked
 
 
-def _supplement(run: _Run, kept: list[Checked]) -> list[Checked]:
+def _supplement(run: Run, kept: list[Checked]) -> list[Checked]:
     """The points the model left out, quoted: for an open question one quote from each passage (its best sentence,
     with the next while the budget lasts) passing over what the kept sentences mostly say; for an overview a
     central sentence from each part of the document no kept sentence cites. Up to the sentence budget."""
@@ -327,7 +231,7 @@ def _supplement(run: _Run, kept: list[Checked]) -> list[Checked]:
     return [Checked(u.text, (pool[u.passage_index],)) for u in units]
 
 
-def _sentences(run: _Run, model: ChatModel, *, keep_fragment: bool) -> Generator[str, None, None]:
+def _sentences(run: Run, model: ChatModel, *, keep_fragment: bool) -> Generator[str, None, None]:
     buffer = ""
     for delta in model.stream(run.plan.messages):
         run.mark_first()

@@ -8,6 +8,7 @@ Sections (each one failing on its own does not stop the others; its error is rec
   cold      fresh processes: per-stage cold start, local model first token, prompt cache, peak RSS
   scale     1k/10k/100k synthetic passages, Chroma embedded and a `chroma run` server, BM25 alongside
   documents / overview / answerability   adding a 50-page PDF; overview answers; the judgement's cost
+  whole     a short document read whole vs the retrieval path; its prefix read fresh vs restored
 Figures are p50/p95 over repeated runs after a warm-up. The JSON (--json) is one flat object; null
 means "not measured". Everything is written to temporary directories, never to the project's index/.
 """
@@ -34,11 +35,13 @@ from rag.evaluation import (
     bench_pipeline,
     bench_report,
     bench_scale,
+    bench_whole,
 )
 from rag.evaluation.procs import Figures, peak_rss_mb, temp_dir
 
 DEFAULT_EVAL_JSON = PROJECT_DIR / "eval-results" / "eval.json"  # where `python -m rag eval` writes
-SECTIONS = ("index", "retrieve", "answer", "threads", "cold", "scale", "documents", "overview", "answerability")
+SECTIONS = ("index", "retrieve", "answer", "threads", "cold", "scale", "documents", "overview", "answerability",
+            "whole")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,8 @@ def _work(args: argparse.Namespace, settings: Settings, local: Settings, tmp: Pa
         "answerability": lambda: {}
         if not _local_model_available(settings, args.skip_llm)
         else bench_answerability.figures(settings, args.shared, 20 if args.quick else 0),
+        "whole": lambda: {} if not _local_model_available(settings, args.skip_llm)
+        else bench_whole.figures(settings, 3 if args.quick else 6),
     }
 
 
