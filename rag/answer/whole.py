@@ -45,7 +45,9 @@ def fits(passages: Sequence[Passage], settings: Settings) -> bool:
 def whole_document(retriever: DocumentSource, found: Sequence[Passage], settings: Settings) -> list[Passage] | None:
     """Every passage of the document of the best passage `found`, in document order, when the whole-document
     path is on and they fit the model's context; else None (the retrieved passages are used)."""
-    if not settings.whole_documents or not found or not found[0].document:
+    # Quoting passages (the extractive provider) reads nothing: the retrieved passages are the better evidence
+    # there (tuning web pages, extractive: false refusals 0.317 -> 0.439 when answered from one document).
+    if not settings.whole_documents or settings.resolved_provider == "extractive" or not found or not found[0].document:
         return None
     try:
         passages, _ = retriever.document_passages(found[0].document)
