@@ -270,7 +270,7 @@ def _when_made(pending: list[Any]) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=2)
+@st.fragment(run_every=1)  # a status check: cheap, and answers switch to the model within a second of its load
 def _when_loaded(settings: Settings) -> None:
     """Polls the background load; once it ends, the whole page reruns: answers use the model from then on."""
     if not models.current(settings).loading:

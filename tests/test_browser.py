@@ -14,11 +14,13 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 import rag
-from tests.browser import ARTIFACTS, INPUT, MESSAGE, ROOT, Server, ask, open_app, screenshot, serve_app
+from tests.browser import ARTIFACTS, INPUT, MESSAGE, ROOT, Server, ask, open_app, screenshot, serve_app, wait_for_model
+from ui.model import LOADING_NOTE
 
 pytestmark = pytest.mark.browser
 
 QUESTION = "Why didn't Turkey align with the West?"
+QUICK_QUESTION = "Where do Turkey and Russia compete?"
 EVIL = """The Black Sea grain deal was signed in Istanbul in July 2022 under Turkish auspices. <script>window.__pwned = 1</script>
 
 # Not a heading **not bold** ![tracker](http://127.0.0.1:9/pixel.png) [click](javascript:window.__pwned=3) $x^2$ :red[red]
@@ -122,8 +124,15 @@ def test_local_model_answers_the_mission_question(browser: Browser, tmp_path_fac
     """The default set-up (no key: the local model) end to end; records the first-token times."""
     with serve_app(tmp_path_factory.mktemp("browser-local"), {}) as server:
         page, usable = open_app(browser, server)
+        # Asked at once, the question is answered before the model is loaded: by quoting, and the bubble says so
+        # (unless the model was loaded by then; the footer names who answered either way).
+        ask(page, QUICK_QUESTION, timeout_ms=420_000)
+        quick = page.locator(MESSAGE).nth(1).inner_text()
+        quoted = LOADING_NOTE in quick
+        assert ("Extractive" in quick) == quoted and ("Local model" in quick) == (not quoted), quick
+        loaded = wait_for_model(page, server)
         first = ask(page, QUESTION, timeout_ms=420_000)
-        bubble = page.locator(MESSAGE).nth(1)
+        bubble = page.locator(MESSAGE).nth(3)
         # The footer can appear a moment before a rerun redraws the bubble: wait for the answer or an alert.
         bubble.locator(".rag-answer, [data-testid=stAlert]").first.wait_for(timeout=60_000)
         cards = bubble.locator(".rag-quote").count()
@@ -135,17 +144,19 @@ def test_local_model_answers_the_mission_question(browser: Browser, tmp_path_fac
         # Switching tabs while an answer is being written reruns the page; the answer must still arrive.
         page.fill(INPUT, "What trade volume target did the two presidents set?")
         page.keyboard.press("Enter")
-        page.locator(MESSAGE).nth(5).wait_for(timeout=60_000)
+        page.locator(MESSAGE).nth(7).wait_for(timeout=60_000)
         page.get_by_role("tab", name="Article").click()
         page.locator(".rag-article").wait_for(timeout=60_000)
         page.get_by_role("tab", name="Chat").click()
-        third = page.locator(MESSAGE).nth(5)
+        third = page.locator(MESSAGE).nth(7)
         third.locator("[data-testid=stCaptionContainer], [data-testid=stAlert]").first.wait_for(timeout=420_000)
         assert "interrupted" not in third.inner_text().lower()
         _record(
             "local",
             {
                 "usable_page_s": round(usable, 2),
+                "model_loaded_s": round(loaded, 2),
+                "answered_by_quoting_while_loading": quoted,
                 "first_text_first_question_s": first,
                 "first_text_later_question_s": later,
                 "cards": cards,
