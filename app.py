@@ -15,8 +15,9 @@ import streamlit as st
 
 import rag
 from rag import Answer, Citation, RagError, Settings, Turn
-from rag.models.chat import get_chat_model
+from rag.models.loading import ModelStatus
 from ui import documents as labels
+from ui import model as models
 from ui import panel, render
 from ui import suggestions as suggested
 from ui.article import show_article, show_in_article
@@ -50,9 +51,12 @@ def main() -> None:
         st.session_state.view = "Chat"
     st.title("Ask the article")
     _rebuild_button(side["rebuild"], settings)
+    models.start(settings)  # the local model loads in the background, beside the index opening below
     retriever = _retriever(settings)
-    model = _chat_model(settings) if retriever is not None else None
-    _show_status(side["status"], settings, retriever, model)
+    status = models.current(settings)
+    model = status.model
+    _show_status(side["status"], settings, retriever, status)
+    _model_problem(settings, status)
     chat_tab, article_tab, documents_tab = st.tabs(["Chat", "Article", "Documents"], key="view", on_change="rerun")
     if documents_tab.open:  # first: "Ask about" lists what was just added or removed
         with documents_tab:
@@ -66,7 +70,7 @@ def main() -> None:
     with chat_tab:
         _show_history(retriever)
         if question:
-            _ask(question, settings, retriever, model, documents)
+            _ask(question, settings, retriever, status, documents)
         elif not st.session_state.messages:
             _starters(settings, retriever, model, documents)
     _conversation_controls(side["conversation"], retriever)
@@ -83,7 +87,7 @@ def _init_state(settings: Settings) -> None:
         # (and in the history file beside the index, so a restart does too).
         conversation_id, messages = store().open(st.query_params.get("c"))
         st.query_params["c"] = conversation_id
-        st.session_state.messages = messages  # dicts: user {content}; assistant {question, answer|error|pending}
+        st.session_state.messages = messages  # dicts: user {content}; assistant {question, answer|error|pending, note?}
     st.session_state.setdefault("highlight", None)  # index of the answer whose citations the article shows
     st.session_state.setdefault("focus", None)  # anchor id of the citation chosen with "Show in article"
 
@@ -117,22 +121,14 @@ def _retriever(settings: Settings) -> Any:
     return retriever
 
 
-def _chat_model(settings: Settings) -> Any:
-    if settings.resolved_provider == "extractive":
-        return None
-    try:
-        with st.spinner("Loading the language model (first time only)…"):
-            return get_chat_model(settings)
-    except rag.ModelAuthError as err:
-        st.error(str(err))
-    except rag.ModelError as err:
-        if not settings.fallback_extractive:
-            st.error(str(err))
-        else:  # answers still come, by quoting passages (rag falls back the same way)
-            st.warning(f"{err} Answering by quoting passages instead.", icon=":material/warning:")
-    except RagError as err:
-        st.error(str(err))
-    return None
+def _model_problem(settings: Settings, status: ModelStatus) -> None:
+    """Why the model did not load, on the page: a warning when answers still come by quoting, else an error."""
+    if status.error is None:
+        return
+    if models.quoting(settings, status):  # answers still come, by quoting passages (rag falls back the same way)
+        st.warning(f"{status.error} Answering by quoting passages instead.", icon=":material/warning:")
+    else:
+        st.error(str(status.error))
 
 
 def _build(where: Any, settings: Settings, *, rebuild: bool, label: str) -> None:
@@ -157,12 +153,17 @@ def _sidebar_slots() -> dict[str, Any]:
         return {name: st.container() for name in ("status", "rebuild", "controls", "documents", "conversation")}
 
 
-def _show_status(box: Any, settings: Settings, retriever: Any, model: Any) -> None:
+def _show_status(box: Any, settings: Settings, retriever: Any, status: ModelStatus) -> None:
+    model = status.model
     with box:
         st.subheader("Answering with")
         if model is not None:
             st.markdown(f"**{render.provider_label(model.provider)}**")
             st.caption(render.escape_markdown(str(model.model)))
+        elif status.loading:
+            st.markdown(f"**{render.provider_label(settings.resolved_provider)}**")
+            st.caption(models.LOADING_STATUS)
+            _when_loaded(settings)
         elif settings.resolved_provider == "extractive":
             st.markdown(f"**{render.provider_label('extractive')}**")
         else:
@@ -269,6 +270,13 @@ def _when_made(pending: list[Any]) -> None:
         st.rerun()
 
 
+@st.fragment(run_every=1)  # a status check: cheap, and answers switch to the model within a second of its load
+def _when_loaded(settings: Settings) -> None:
+    """Polls the background load; once it ends, the whole page reruns: answers use the model from then on."""
+    if not models.current(settings).loading:
+        st.rerun()
+
+
 def _set_pending(text: str) -> None:
     st.session_state.pending = text
 
@@ -290,18 +298,24 @@ def _history() -> list[Turn]:
     return turns[-HISTORY_TURNS:]
 
 
-def _ask(question: str, settings: Settings, retriever: Any, model: Any, documents: list[str] | None) -> None:
+def _ask(question: str, settings: Settings, retriever: Any, status: ModelStatus, documents: list[str] | None) -> None:
     history = _history()
     messages = st.session_state.messages
+    quoting = models.quoting(settings, status)
+    answer_with = models.answer_settings(settings, status)
 
     def produce() -> Any:
+        if status.error is not None and not quoting:
+            raise status.error  # the load failed and must not be hidden behind quotes: the answer says why
         return rag.query_stream(
-            question, history=history, settings=settings, retriever=retriever, model=model, documents=documents
-        )
+            question, history=history, settings=answer_with, retriever=retriever, model=status.model,
+            documents=documents,
+        )  # fmt: skip
 
     # Computed on its own thread: a rerun (a click, a tab switch) stops this run but not the answer; the store
     # saves the exchange once the answer is finished.
-    msg = store().ask(st.query_params["c"], messages, question, produce)
+    note = models.LOADING_NOTE if status.loading else None
+    msg = store().ask(st.query_params["c"], messages, question, produce, note=note)
     with st.chat_message("user"):
         st.markdown(render.escape_markdown(question))
     with st.chat_message("assistant"):
@@ -343,6 +357,8 @@ def _show_assistant(msg: dict, idx: int, cited_text: Callable[[Citation], str | 
         st.error(msg["error"])
         return
     answer: Answer = msg["answer"]
+    if msg.get("note"):
+        st.caption(render.escape_markdown(msg["note"]))
     if render.rewritten(msg["question"], answer.standalone_question):
         st.caption("Searched for: " + render.escape_markdown(answer.standalone_question))
     if answer.refused:

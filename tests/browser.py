@@ -88,12 +88,22 @@ def open_app(browser: Browser, server: Server) -> tuple[Page, float]:
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(server.url)
     page.wait_for_selector(INPUT, timeout=180_000)
-    # Usable = the empty chat's invitation is shown, which happens once the index and the model are loaded
-    # (suggested questions may come later: they are made in the background the first time).
+    # Usable = the empty chat's invitation is shown, which happens once the index is open (the local model may
+    # still be loading: answers quote the article meanwhile; suggested questions may come later, made in the
+    # background the first time).
     page.get_by_test_id("stMainBlockContainer").get_by_text("Ask anything about your documents").wait_for(
         timeout=300_000
     )
     return page, time.monotonic() - server.started
+
+
+def wait_for_model(page: Page, server: Server, timeout_ms: int = 300_000) -> float:
+    """Wait until the sidebar no longer says the language model is loading (the page reruns once it is loaded);
+    returns the seconds from `streamlit run`."""
+    from ui.model import LOADING_STATUS
+
+    page.get_by_test_id("stSidebar").get_by_text(LOADING_STATUS).wait_for(state="detached", timeout=timeout_ms)
+    return time.monotonic() - server.started
 
 
 def ask(page: Page, question: str, timeout_ms: int = 180_000) -> float | None:

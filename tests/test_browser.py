@@ -14,11 +14,13 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 import rag
-from tests.browser import ARTIFACTS, INPUT, MESSAGE, ROOT, Server, ask, open_app, screenshot, serve_app
+from tests.browser import ARTIFACTS, INPUT, MESSAGE, ROOT, Server, ask, open_app, screenshot, serve_app, wait_for_model
+from ui.model import LOADING_NOTE
 
 pytestmark = pytest.mark.browser
 
 QUESTION = "Why didn't Turkey align with the West?"
+QUICK_QUESTION = "Where do Turkey and Russia compete?"
 EVIL = """The Black Sea grain deal was signed in Istanbul in July 2022 under Turkish auspices. <script>window.__pwned = 1</script>
 
 # Not a heading **not bold** ![tracker](http://127.0.0.1:9/pixel.png) [click](javascript:window.__pwned=3) $x^2$ :red[red]
@@ -122,6 +124,7 @@ def test_local_model_answers_the_mission_question(browser: Browser, tmp_path_fac
     """The default set-up (no key: the local model) end to end; records the first-token times."""
     with serve_app(tmp_path_factory.mktemp("browser-local"), {}) as server:
         page, usable = open_app(browser, server)
+        loaded = wait_for_model(page, server)  # before it, answers quote (test_usable_before_the_local_model_loads)
         first = ask(page, QUESTION, timeout_ms=420_000)
         bubble = page.locator(MESSAGE).nth(1)
         # The footer can appear a moment before a rerun redraws the bubble: wait for the answer or an alert.
@@ -146,12 +149,34 @@ def test_local_model_answers_the_mission_question(browser: Browser, tmp_path_fac
             "local",
             {
                 "usable_page_s": round(usable, 2),
+                "model_loaded_s": round(loaded, 2),
                 "first_text_first_question_s": first,
                 "first_text_later_question_s": later,
                 "cards": cards,
                 "screenshot": str(shot),
             },
         )
+        page.close()
+
+
+@pytest.mark.llm
+def test_usable_before_the_local_model_loads(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 24: the chat is usable once the index is open; a question asked at once is answered by quoting and
+    says why (unless the model was loaded by then: the footer names who answered either way); then the sidebar
+    names the model. Records both times from `streamlit run`."""
+    with serve_app(tmp_path_factory.mktemp("browser-quick"), {"RAG_MAX_ANSWER_TOKENS": "48"}) as server:
+        page, usable = open_app(browser, server)
+        ask(page, QUICK_QUESTION, timeout_ms=420_000)
+        bubble = page.locator(MESSAGE).nth(1)
+        bubble.locator(".rag-answer, [data-testid=stAlert]").first.wait_for(timeout=60_000)
+        shown = bubble.inner_text()
+        quoted = LOADING_NOTE in shown
+        assert ("Extractive" in shown) == quoted and ("Local model" in shown) == (not quoted), shown
+        assert bubble.locator(".rag-quote").count() >= 1, shown
+        loaded = wait_for_model(page, server)
+        page.get_by_test_id("stSidebar").get_by_text("Local model").wait_for(timeout=60_000)
+        _record("quick-start", {"usable_page_s": round(usable, 2), "model_loaded_s": round(loaded, 2),
+                                "answered_by_quoting_while_loading": quoted})  # fmt: skip
         page.close()
 
 

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS messages (
 """
 
 
-Messages = list[dict[str, Any]]  # as the app keeps them: user {content}; assistant {question, answer|error}
+Messages = list[dict[str, Any]]  # as the app keeps them: user {content}; assistant {question, answer|error, note?}
 
 
 class HistoryUnavailable(RagError):
@@ -215,8 +215,8 @@ class History:
 
 
 def to_json(message: dict[str, Any]) -> str:
-    """A finished message as JSON: user {content}; assistant {question, answer} or {question, error}."""
-    data = {k: v for k, v in message.items() if k in ("content", "question", "error")}
+    """A finished message as JSON: user {content}; assistant {question, answer, note?} or {question, error}."""
+    data = {k: v for k, v in message.items() if k in ("content", "question", "error", "note")}
     if isinstance(message.get("answer"), Answer):
         data["answer"] = dataclasses.asdict(message["answer"])
     return json.dumps(data, ensure_ascii=False)

@@ -159,11 +159,15 @@ class Conversations:
         return messages
 
     def ask(
-        self, conversation_id: str, messages: list[dict[str, Any]], question: str, produce: Callable[[], Streamed]
-    ) -> dict[str, Any]:
+        self, conversation_id: str, messages: list[dict[str, Any]], question: str, produce: Callable[[], Streamed],
+        *, note: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """Add the question and its answer, computed in the background, to the conversation `messages`; the
-        exchange is saved once the answer is finished. Returns the assistant message (pending until then)."""
+        exchange is saved once the answer is finished. Returns the assistant message (pending until then);
+        `note`, if any, is shown with the answer and saved with it (why it was answered the way it was)."""
         msg: dict[str, Any] = {"role": "assistant", "question": question}
+        if note:
+            msg["note"] = note
         job = BackgroundAnswer(produce, lambda done: self._finish(conversation_id, messages, msg, done), start=False)
         msg["pending"] = job  # before the message is visible: a page showing it must find the job
         with self._lock:

@@ -23,6 +23,7 @@ TARGETS = (
     ("retrieve_p50_ms", "<=", 20.0, "warm retrieve p50 <= 20 ms (article)"),
     ("scale_100k_query_p50_ms", "<=", 50.0, "retrieve p50 <= 50 ms at 100k (server + BM25)"),
     ("cold_start_s", "<=", 8.0, "cold start to ready <= 8 s (local model)"),
+    ("cold_questions_s", "<=", 5.0, "cold start to ready for questions <= 5 s (model loading meanwhile)"),
     ("ttft_p50_s", "<=", 4.0, "local first token p50 <= 4 s"),
     ("peak_rss_mb", "<=", 2500.0, "peak RSS <= 2.5 GB (local model loaded)"),
 )
@@ -52,7 +53,7 @@ def derived(figures: Figures) -> Figures:
     for key, _op, limit, _text in TARGETS:
         value = _num(figures, key)
         met = None if value is None else value <= limit
-        if key in ("cold_start_s", "ttft_p50_s", "peak_rss_mb") and figures.get("cold_provider") != "local":
+        if key in ("cold_start_s", "cold_questions_s", "ttft_p50_s", "peak_rss_mb") and figures.get("cold_provider") != "local":
             met = None  # these targets are about the local model; without it they are not measured
         out[f"target_{key}_met"] = met
     ours, theirs = _num(figures, "retrieve_p50_ms"), _num(figures, "llamaindex_retrieve_p50_ms")
@@ -77,7 +78,8 @@ ROWS = (
     ("LlamaIndex default retrieve, article (ms)", "llamaindex_retrieve", "ms", None),
     ("index article, fresh `python -m rag index` (s)", "index_article", "s", None),
     ("index article, warm rebuild (s)", "index_article_warm", "s", None),
-    ("cold start to ready (s)", "cold_start", "s", "cold_start_s"),
+    ("cold start to ready for questions, model loading (s)", "cold_questions", "s", "cold_questions_s"),
+    ("cold start to ready, model loaded (s)", "cold_start", "s", "cold_start_s"),
     ("  interpreter start (s)", "cold_interpreter", "s", None),
     ("  imports (s)", "cold_import", "s", None),
     ("  embedding model load (s)", "cold_embed_load", "s", None),

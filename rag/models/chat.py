@@ -355,7 +355,7 @@ def get_chat_model(settings: Settings) -> ChatModel:
 def _make_model(settings: Settings, provider: str) -> OpenAICompatibleModel:
     if provider == "local":
         server = local_server(settings)
-        server.start()  # load and warm up now, where the app shows a spinner, not at the first question
+        server.start()  # load now (the app does this in the background, rag.models.loading), not at the first question
         model = OpenAICompatibleModel(
             settings, provider="local", model=MODEL_NAME, server=server, context_window=settings.llm_context
         )

@@ -208,7 +208,10 @@ def _serve(config: dict[str, object]) -> None:
     if config.get("slots"):  # llama.cpp joins this and the file name as strings: the separator is ours
         Path(str(config["slots"])).mkdir(parents=True, exist_ok=True)
         params.slot_save_path = str(config["slots"]).rstrip(os.sep) + os.sep
-    params.warmup = True  # pay the first-run costs (allocations, page-in) at start-up, not in the first answer
+    # No warm-up run: measured (2026-12-02, docs/decisions.md) to cost ~3 s of the load and save ~1 s of the first
+    # request. The app answers by quoting until the load ends, so a shorter load means the model answers sooner;
+    # and its first real work, reading the documents ahead (rag.prime_overview), pays those first-run costs anyway.
+    params.warmup = False
     try:
         server = xllamacpp.Server(params)
     except Exception as err:  # the binding raises RuntimeError for a bad file or params
