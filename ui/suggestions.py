@@ -60,10 +60,25 @@ class Makers:
 
 
 MAKERS = Makers()
+
+PRIMED = 2  # documents whose whole-document prompt is read ahead, newest first
+
+
+def _prime(scope: str, settings: Settings, model: Any) -> None:
+    """Each short document's whole-document prompt (restored from disk when it was read before), which every
+    question about it starts with; and for several documents at once, their shared overview prompt."""
+    ids = scope.split("\n") if scope else None
+    # The local server has one slot: while it reads a prompt in the background, a question waits. So only the
+    # newest documents asked about (a new read costs 20-70 s on 2 cores; a restored one well under a second).
+    newest = ids if ids is not None else [d.id for d in rag.list_documents(settings=settings)]
+    rag.prime_documents(newest[-PRIMED:], settings=settings, model=model)
+    if ids is None or len(ids) > 1:
+        rag.prime_overview(ids, settings=settings, model=model)
+
+
 # The same once-per-key background runner reads the documents' whole text into the local model's prompt cache,
-# so a first "What is this about?" doesn't wait for it (rag.prime_overview). Key: (store, build, scope).
-PRIMERS = Makers(lambda scope, settings, model: rag.prime_overview(scope.split("\n") if scope else None,
-                                                                  settings=settings, model=model))  # fmt: skip
+# so a first question doesn't wait for it. Key: (store, build, scope).
+PRIMERS = Makers(_prime)
 
 
 def prime(settings: Settings, retriever: Any, model: Any, documents: Sequence[str] | None) -> None:

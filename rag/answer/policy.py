@@ -54,9 +54,11 @@ OPEN = Policy("open", passages=6, prompt_passages=5, prompt_chars=900, sentences
               prompt="answer_user_open", diverse=True, lead=1 + FIRST_RUN, quotes="reasons", on_topic=True,
               clip_excerpts=True)  # fmt: skip
 # An overview's sentences: one main point each, up to 6 (the overview prompt asks for that many).
+# Read whole, it shares the system prompt and the passages of the factual and open questions (WHOLE_FACTUAL):
+# one prompt prefix per document for every kind of question, read once.
 WHOLE = Policy("overview", passages=0, prompt_passages=1_000_000, prompt_chars=0, sentences=6, dropped=6,
-               prompt="overview_user", system="overview_system", excerpts=False, quotes="central",
-               refusable=False, relevance=False)  # fmt: skip
+               prompt="whole_user_overview", system="whole_system", excerpts=False, quotes="central",
+               refusable=False, relevance=False, whole=True)  # fmt: skip
 SPREAD_PASSAGES = 8  # passages shown when the documents don't fit: about 2,400 characters, as many tokens as WHOLE's cap
 SPREAD = Policy("overview", passages=0, prompt_passages=SPREAD_PASSAGES, prompt_chars=2400, sentences=6, dropped=6,
                 prompt="overview_user", system="overview_system", excerpts=False, quotes="central",
