@@ -197,3 +197,25 @@ def test_add_document_waits_for_its_vectors_by_default(library: Settings, note: 
     fractions = [f for f, _ in steps]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any(m == f"Embedded {doc.passages} of {doc.passages} passages" for _, m in steps)
+
+
+def test_a_failed_background_pass_reports_it_and_a_later_one_finishes(library: Settings, note: Path) -> None:
+    from rag.errors import ModelError
+
+    doc = lib.add_document(note, settings=library)
+    real, calls = vectors.model_embed(library), []
+
+    def failing(texts: Sequence[str]) -> np.ndarray:
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise ModelError("The embedding request failed (ConnectTimeout).")
+        return real(texts)
+
+    vectors.JOBS.start(library, embed=failing)
+    status = _wait_finished(library)
+    assert status.error == "The embedding request failed (ConnectTimeout)." and status.done == vectors.BATCH
+    retriever = rag.open_index(library)
+    assert retriever.vectors_pending([doc.id]) == doc.passages - vectors.BATCH  # the first batch was kept
+    assert rag.retrieve(QUESTION, 1, settings=library)[0].document == doc.id
+    assert rag.resume_embedding(library) is not None  # the app opening the index again starts a new pass
+    assert _wait_finished(library).error == "" and retriever.vectors_pending() == 0
