@@ -91,7 +91,7 @@ def _next_batch(settings: Settings, size: int) -> tuple[dict[str, list[Any]], in
             return empty, 0
         records = store.pending_records(client, pointer.collection)
     if not records["ids"]:
-        _correct(settings, records)  # a count left high by an interruption
+        _correct(settings)  # a count left high by an interruption
         return empty, 0
     order = sorted(range(len(records["ids"])), key=lambda i: int(records["ids"][i][1:]))[:size]
     return {key: [records[key][i] for i in order] for key in records}, len(records["ids"])
@@ -119,7 +119,8 @@ def _store(settings: Settings, todo: dict[str, list[Any]], vectors: np.ndarray) 
     return len(hits), left
 
 
-def _correct(settings: Settings, records: dict[str, list[Any]]) -> None:
+def _correct(settings: Settings) -> None:
+    """Set the pointer's pending count to the truth (the pending records), under the build lock."""
     with build_lock(settings, wait=LOCK_WAIT), store.store_errors(settings):
         client = store.get_client(settings)
         pointer = current_pointer(client, settings)
