@@ -68,7 +68,8 @@ def add_document(
 
     The document is keyword-searchable as soon as it is read; its vectors come after. `wait` (the default)
     returns once they are written too (progress covers both); `wait=False` returns at once and leaves them to
-    a background pass in this process (`embedding_status` reports on it)."""
+    a background pass in this process (`embedding_status` reports on it). Interrupted while waiting (Ctrl-C),
+    the document stays in the library, keyword-searchable, and the next pass writes the rest of its vectors."""
     settings = settings or Settings.from_env()
     allow = settings.allow_private_urls or (True if allow_private is None else allow_private)
     report = progress or _no_progress
