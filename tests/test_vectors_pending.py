@@ -219,3 +219,19 @@ def test_a_failed_background_pass_reports_it_and_a_later_one_finishes(library: S
     assert rag.retrieve(QUESTION, 1, settings=library)[0].document == doc.id
     assert rag.resume_embedding(library) is not None  # the app opening the index again starts a new pass
     assert _wait_finished(library).error == "" and retriever.vectors_pending() == 0
+
+
+def test_the_cli_says_when_an_answer_used_keyword_search_only(
+    library: Settings, note: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rag.cli import main
+
+    doc = lib.add_document(note, settings=library)  # added by the app, say, its vectors not yet written
+    monkeypatch.setenv("RAG_INDEX_DIR", str(library.index_dir))
+    monkeypatch.setenv("RAG_PROVIDER", "extractive")
+    assert main(["ask", ASKED]) == 0
+    err = capsys.readouterr().err
+    assert f"({doc.passages} passage(s) still being embedded: found by keyword search only)" in err
+    vectors.finish(library)
+    assert main(["ask", ASKED]) == 0
+    assert "still being embedded" not in capsys.readouterr().err
