@@ -267,7 +267,7 @@ def store_vectors(client: Any, name: str, ids: Sequence[str], vectors: Any, text
                   metas: Sequence[dict[str, Any]]) -> None:  # fmt: skip
     """Move pending passages into build `name`'s passage collection with their vectors. Vectors first, then
     the pending records go: an interruption between the two leaves a passage in both, which every reader
-    counts once (`pending_records`) and the next embedding pass removes."""
+    counts once (`pending_records`, `load_build`); its stale pending record goes with its build."""
     client.get_collection(name, embedding_function=None).upsert(
         ids=list(ids), embeddings=vectors, documents=list(texts), metadatas=list(metas)
     )
