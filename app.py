@@ -118,6 +118,10 @@ def _retriever(settings: Settings) -> Any:
         return None
     for shown in bar:
         shown.empty()
+    try:
+        rag.resume_embedding(settings)  # vectors of a document added just before the app last stopped
+    except RagError as err:
+        st.warning(str(err), icon=":material/warning:")
     return retriever
 
 
@@ -181,6 +185,24 @@ def _show_status(box: Any, settings: Settings, retriever: Any, status: ModelStat
         st.caption(render.escape_markdown(f"Embeddings: {stats.embed_model}"))
         if stats.built_at:
             st.caption(render.escape_markdown(f"Built: {render.when(stats.built_at)}"))
+        if stats.vectors_pending:
+            _embedding_progress(settings)
+
+
+@st.fragment(run_every=2)
+def _embedding_progress(settings: Settings) -> None:
+    """The background pass writing new passages' vectors, polled; once it has ended the page reruns (the index
+    status, the suggestions and the answers' notes all change then)."""
+    status = rag.embedding_status(settings)
+    if status is None:  # being written elsewhere (another process): nothing here to follow
+        st.caption("Some passages are still being embedded; keyword search finds them already.")
+        return
+    if status.error:
+        st.warning(render.escape_markdown(status.error), icon=":material/warning:")
+        return
+    if not status.running:
+        st.rerun()
+    st.progress(min(max(status.fraction, 0.0), 1.0), text=render.embedding_label(status.done, status.total))
 
 
 def _rebuild_button(box: Any, settings: Settings) -> None:
@@ -361,6 +383,9 @@ def _show_assistant(msg: dict, idx: int, cited_text: Callable[[Citation], str | 
         st.caption(render.escape_markdown(msg["note"]))
     if render.rewritten(msg["question"], answer.standalone_question):
         st.caption("Searched for: " + render.escape_markdown(answer.standalone_question))
+    note = render.pending_note(answer)
+    if note:
+        st.caption(render.escape_markdown(note))
     if answer.refused:
         st.info(render.escape_markdown(render.refusal_text(answer.text)), icon=":material/search_off:")
         return

@@ -1,7 +1,8 @@
 """Answer questions about an article with cited passages.
 
 Public API (typed): `Settings`, `build_index`, `open_index`, `retrieve`, `query`, `query_stream`, the document
-library (`add_document`, `add_text`, `list_documents`, `remove_document`, `suggested_questions`), the result
+library (`add_document`, `add_text`, `list_documents`, `remove_document`, `suggested_questions`; a new
+document's vectors: `embedding_status`, `resume_embedding`), the result
 types and the `RagError` hierarchy. Heavy modules (models, Chroma) load lazily on first use.
 """
 
@@ -23,13 +24,14 @@ from rag.errors import (
     SourceError,
     StoreUnavailableError,
 )
-from rag.types import Answer, Citation, Document, IndexStats, Passage, Timings, Turn
+from rag.types import Answer, Citation, Document, IndexStats, Passage, Timings, Turn, VectorProgress
 
 if TYPE_CHECKING:
     from rag.answer.pipeline import AnswerStream
     from rag.api import (
         add_document,
         add_text,
+        embedding_status,
         list_documents,
         open_index,
         prime_documents,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
         query,
         query_stream,
         remove_document,
+        resume_embedding,
         retrieve,
         suggested_questions,
     )
@@ -56,6 +59,8 @@ _LAZY = {
     "list_documents": "rag.api",
     "remove_document": "rag.api",
     "suggested_questions": "rag.api",
+    "embedding_status": "rag.api",
+    "resume_embedding": "rag.api",
     "AnswerStream": "rag.answer.pipeline",
 }
 
@@ -80,16 +85,19 @@ __all__ = [
     "StoreUnavailableError",
     "Timings",
     "Turn",
+    "VectorProgress",
     "add_document",
     "add_text",
     "prime_documents",
     "prime_overview",
     "build_index",
+    "embedding_status",
     "list_documents",
     "open_index",
     "query",
     "query_stream",
     "remove_document",
+    "resume_embedding",
     "retrieve",
     "suggested_questions",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,12 @@ from rag.answer.plan import prime_documents as prime_whole
 from rag.answer.plan import prime_overview as prime
 from rag.config import Settings
 from rag.errors import IndexMissingError, InputError, ModelAuthError, ModelError
-from rag.index import library
+from rag.index import library, vectors
 from rag.index.build import Progress, build_index
 from rag.inputs import validate_history, validate_k, validate_question
 from rag.models.chat import ChatModel, get_chat_model
 from rag.search.retriever import Retriever, open_retriever
-from rag.types import Answer, Document, Passage, Turn
+from rag.types import Answer, Document, Passage, Turn, VectorProgress
 
 DEFAULT_CORPUS = next(f.default for f in dataclasses.fields(Settings) if f.name == "corpus_path")
 
@@ -60,22 +60,68 @@ def retrieve(
 
 def add_document(
     path_or_url: str | Path, *, settings: Settings | None = None, progress: Progress | None = None,
-    allow_private: bool | None = None, name: str | None = None,
+    allow_private: bool | None = None, name: str | None = None, wait: bool = True,
 ) -> Document:  # fmt: skip
     """Read a file (PDF, EPUB, DOCX, HTML, Markdown, text) or an http(s) URL and add it to the library.
     `allow_private` None allows URLs on loopback/private networks unless the caller is the app on a public
     address (it passes False); `RAG_ALLOW_PRIVATE_URLS` allows them always. `name` replaces the file's path
-    as its source (an uploaded file's own name rather than the temporary file it was saved to)."""
+    as its source (an uploaded file's own name rather than the temporary file it was saved to).
+
+    The document is keyword-searchable as soon as it is read; its vectors come after. `wait` (the default)
+    returns once they are written too (progress covers both); `wait=False` returns at once and leaves them to
+    a background pass in this process (`embedding_status` reports on it). Interrupted while waiting (Ctrl-C),
+    the document stays in the library, keyword-searchable, and the next pass writes the rest of its vectors."""
     settings = settings or Settings.from_env()
     allow = settings.allow_private_urls or (True if allow_private is None else allow_private)
-    return library.add_document(path_or_url, settings=settings, progress=progress, allow_private=allow, name=name)
+    report = progress or _no_progress
+    doc = library.add_document(path_or_url, settings=settings, progress=_share(report, 0.1), allow_private=allow,
+                               name=name)  # fmt: skip
+    return _then_embed(doc, settings, report, wait)
 
 
 def add_text(
-    text: str, *, title: str, settings: Settings | None = None, progress: Progress | None = None
+    text: str, *, title: str, settings: Settings | None = None, progress: Progress | None = None, wait: bool = True
 ) -> Document:
-    """Add pasted text as a document titled `title`."""
-    return library.add_text(text, title=title, settings=settings or Settings.from_env(), progress=progress)
+    """Add pasted text as a document titled `title` (`wait` as for `add_document`)."""
+    settings = settings or Settings.from_env()
+    report = progress or _no_progress
+    doc = library.add_text(text, title=title, settings=settings, progress=_share(report, 0.1))
+    return _then_embed(doc, settings, report, wait)
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    pass
+
+
+def _share(progress: Progress, upto: float) -> Progress:
+    """The reading-and-storing step's progress, scaled into 0..`upto` (the vectors take the rest)."""
+    return lambda fraction, message: progress(upto * fraction, message)
+
+
+def _then_embed(doc: Document, settings: Settings, progress: Progress, wait: bool) -> Document:
+    if wait:
+        vectors.finish(settings, counted=vectors.as_progress(progress, 0.1))
+        progress(1.0, "Index ready")
+    else:
+        vectors.JOBS.start(settings)
+        progress(1.0, "Searchable by keyword; embedding its passages in the background")
+    return doc
+
+
+def resume_embedding(settings: Settings | None = None) -> VectorProgress | None:
+    """Start writing the vectors still missing from the current build (a document added just before the app
+    stopped) in a background pass of this process; None when none are missing. The app calls this whenever
+    it opens the index; a pass already running is joined, not doubled."""
+    settings = settings or Settings.from_env()
+    if vectors.pending(settings) == 0:
+        return None
+    return vectors.JOBS.start(settings)
+
+
+def embedding_status(settings: Settings | None = None) -> VectorProgress | None:
+    """The background vector pass of this process for `settings`' store: running or finished, how far it got
+    (None: none was started)."""
+    return vectors.JOBS.status(settings or Settings.from_env())
 
 
 def list_documents(settings: Settings | None = None) -> list[Document]:
@@ -163,7 +209,25 @@ def query_stream(
         retriever = _Only(retriever, _known(documents, retriever) or ())
     if model is None and settings.resolved_provider != "extractive":
         model = load_chat_model(settings)
-    return answer_stream(text, turns, settings=settings, retriever=retriever, model=model)
+    stream = answer_stream(text, turns, settings=settings, retriever=retriever, model=model)
+    return _noting_pending(stream, retriever)
+
+
+def _noting_pending(stream: AnswerStream, retriever: PassageSource) -> AnswerStream:
+    """The answer, saying how many passages in scope had no vector yet (counted as it is asked: retrieval comes
+    right after, so the count is at most a batch high). Other retrievers (a caller's own) always have them."""
+    library_retriever = retriever.retriever if isinstance(retriever, _Only) else retriever
+    if not isinstance(library_retriever, Retriever):
+        return stream
+    pending = library_retriever.vectors_pending(retriever.documents if isinstance(retriever, _Only) else None)
+    if not pending:
+        return stream
+
+    def steps() -> Generator[str, None, Answer]:
+        yield from stream
+        return dataclasses.replace(stream.answer, vectors_pending=pending)
+
+    return AnswerStream(steps())
 
 
 def prime_overview(documents: Sequence[str] | None = None, *, settings: Settings | None = None,

@@ -147,6 +147,9 @@ def _print_answer(answer: Answer, shown: str) -> None:
         print(f"\n[{c.number}] {c.title or c.source}: {c.source} ({where}characters {c.start}-{c.end})\n"
               f"    {' '.join(c.text.split())}")  # fmt: skip
     model = f"{answer.provider}" + (f" / {answer.model}" if answer.model else "")
+    if answer.vectors_pending:  # a document added in the app moments ago, its vectors still being written
+        print(f"\n({answer.vectors_pending} passage(s) still being embedded: found by keyword search only)",
+              file=sys.stderr)  # fmt: skip
     print(f"\n({model}; {answer.timings.total:.1f} s)", file=sys.stderr)
 
 

@@ -54,6 +54,7 @@ class IndexStats:
     seconds: float
     built_at: str = ""
     errors: tuple[str, ...] = ()
+    vectors_pending: int = 0  # passages found by keyword search only: their vectors are still being written
 
 
 @dataclass(frozen=True)
@@ -107,3 +108,20 @@ class Answer:
     # How each shown sentence's support was checked: "meaning" (the model's judgement, after word overlap),
     # "words" (word overlap alone: no probabilities from the server, or RAG_SUPPORT=words), "" (quotes only).
     support: str = ""
+    # Passages of the documents asked about that had no vector yet when the question was retrieved (a document
+    # just added, still being embedded): for them the answer rests on keyword (BM25) search alone.
+    vectors_pending: int = 0
+
+
+@dataclass(frozen=True)
+class VectorProgress:
+    """How far a background pass writing a new document's vectors has got: `done` of `total` passages."""
+
+    done: int
+    total: int
+    running: bool
+    error: str = ""  # why the pass stopped early (safe to show); those passages stay keyword-searchable
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0

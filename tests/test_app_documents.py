@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,11 @@ GLACIER = "What does the report state about the glacier tongue?"
 TIDAL = "How much did the tidal energy project cost?"
 NEWS_TITLE = "Harbour city opens tidal energy plant"
 PDF_TITLE = "Glacier survey report"
+KEEPER = (
+    "The lighthouse keeper on Skarvøy counted forty-two fishing boats every morning before dawn.",
+    "In the winter of 1911 a storm tore the roof from the keeper's cottage and scattered the ledgers.",
+    "The keeper's daughter, Ingrid Halvorsen, dried the pages by the stove and copied them into new books.",
+)
 
 
 @pytest.fixture
@@ -192,3 +198,29 @@ def test_private_addresses_are_refused_when_the_app_is_public(
         monkeypatch.setenv("RAG_ALLOW_PRIVATE_URLS", "true")  # a deliberate choice (tests, private networks)
         at = _add_url(_app(), f"{docs_site}/news.html")
         assert not at.error and NEWS_TITLE in _titles(Settings.from_env())
+
+
+def test_an_answer_while_vectors_are_written_says_it_used_keyword_search(env: Settings, tmp_path: Path) -> None:
+    from rag.index import library, vectors
+    from rag.index.build import build_lock
+
+    note = tmp_path / "keeper.txt"
+    note.write_text("\n\n".join(KEEPER * 3), encoding="utf-8")
+    doc = library.add_document(note, settings=env)  # as if the app stopped just after adding it
+    # Holding the build lock keeps the app's background pass (resumed as it opens the index) from storing any
+    # vector: every passage of the note stays keyword-only while the question is answered.
+    with build_lock(env):
+        at = start_app(180)
+        answer = _ask(at, "What did the storm of 1911 do to the keeper's cottage?")
+        assert answer.citations and answer.citations[0].document == doc.id
+        assert answer.vectors_pending == doc.passages
+        note_caption = f"{doc.passages} passages are still being embedded: this answer used keyword search for them."
+        assert escape_markdown(note_caption) in [c.value for c in at.caption]
+    deadline = time.monotonic() + 120
+    while (status := vectors.JOBS.status(env)) is None or status.running:
+        assert time.monotonic() < deadline, "the background pass did not finish"
+        time.sleep(0.2)
+    assert status.done == doc.passages and not status.error
+    later = _ask(at, "Who copied the ledgers into new books?")
+    assert later.vectors_pending == 0
+    assert [c.value for c in at.caption].count(escape_markdown(note_caption)) == 1  # the first answer's note only

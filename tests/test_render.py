@@ -211,3 +211,16 @@ def test_when_formats_build_times() -> None:
     assert when("2026-11-23T22:10:44+00:00") == "2026-11-23 22:10 UTC"
     assert when("2026-11-23T23:10:44+01:00") == "2026-11-23 22:10 UTC"
     assert when("not a time") == "not a time"
+
+
+def test_the_note_of_an_answer_with_passages_still_being_embedded() -> None:
+    from ui.render import embedding_label, pending_note
+
+    assert pending_note(Answer("text")) is None
+    assert pending_note(Answer("text", vectors_pending=1)) == (
+        "1 passage is still being embedded: this answer used keyword search for it."
+    )
+    assert pending_note(Answer("text", vectors_pending=12)) == (
+        "12 passages are still being embedded: this answer used keyword search for them."
+    )
+    assert embedding_label(3, 40).startswith("Embedding new passages: 3 of 40")

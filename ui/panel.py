@@ -70,11 +70,11 @@ def _paste_form(st: Any) -> tuple[str, str] | None:
 def _add_url(url: str, settings: Settings, allow: bool | None, progress: Callable[[float, str], None]) -> Document:
     if not url:
         raise rag.InputError("Type the web address of the page to add.")
-    return rag.add_document(url, settings=settings, progress=progress, allow_private=allow)
+    return rag.add_document(url, settings=settings, progress=progress, allow_private=allow, wait=False)
 
 
 def _add_text(text: str, title: str, settings: Settings, progress: Callable[[float, str], None]) -> Document:
-    return rag.add_text(text, title=title, settings=settings, progress=progress)
+    return rag.add_text(text, title=title, settings=settings, progress=progress, wait=False)
 
 
 def _add_uploads(st: Any, uploads: Sequence[Any], settings: Settings, allow: bool | None) -> None:
@@ -100,7 +100,10 @@ def _add_uploads(st: Any, uploads: Sequence[Any], settings: Settings, allow: boo
 
 def _add_path(path: Path, settings: Settings, allow: bool | None, progress: Callable[[float, str], None]) -> Document:
     # The upload's own file name is its source (not the temporary folder it was written to).
-    return rag.add_document(path, settings=settings, progress=progress, allow_private=allow, name=path.name)
+    # wait=False: searchable by keyword as soon as this returns; the vectors follow in the background (the sidebar
+    # shows how far they have got).
+    return rag.add_document(path, settings=settings, progress=progress, allow_private=allow, name=path.name,
+                            wait=False)  # fmt: skip
 
 
 def _run(st: Any, jobs: Sequence[tuple[str, Add, str]]) -> None:
@@ -129,7 +132,10 @@ def _add_one(st: Any, name: str, add: Add, folder: str) -> tuple[str, str]:
         return "error", escape_markdown(f"{name} {UNEXPECTED}")
     finally:
         bar.empty()
-    return "success", escape_markdown(f"Added “{doc.title}”: {labels.size_label(doc.chars)}, {doc.passages} passages.")
+    return "success", escape_markdown(
+        f"Added “{doc.title}”: {labels.size_label(doc.chars)}, {doc.passages} passages. You can ask about it now; "
+        "its passages are being embedded in the background (progress in the sidebar)."
+    )
 
 
 def _named(name: str, message: str, folder: str) -> str:

@@ -320,6 +320,19 @@ def answer_footer(answer: Answer) -> str:
     return " · ".join(p for p in parts if p)
 
 
+def pending_note(answer: Answer) -> str | None:
+    """What an answer says when some passages it searched had no vector yet (None: all had theirs)."""
+    n = answer.vectors_pending
+    if not n:
+        return None
+    return f"{n} passage{'s are' if n != 1 else ' is'} still being embedded: this answer used keyword search for {'them' if n != 1 else 'it'}."
+
+
+def embedding_label(done: int, total: int) -> str:
+    """The text of the background embedding's progress bar."""
+    return f"Embedding new passages: {done} of {total} (keyword search finds them already)"
+
+
 def when(iso: str) -> str:
     """'2026-11-23T22:10:44+00:00' as '2026-11-23 22:10 UTC'; anything unparsable as given."""
     try:

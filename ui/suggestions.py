@@ -85,6 +85,8 @@ def prime(settings: Settings, retriever: Any, model: Any, documents: Sequence[st
     """Start reading the asked-about documents (None: all) into the local model's cache, once per process."""
     if model is None or settings.resolved_provider != "local":
         return  # only the local model keeps a prompt cache worth filling; remote ones would bill for it
+    if retriever.stats.vectors_pending:
+        return  # it would embed the new passages a second time, beside the background pass: started once it is done
     PRIMERS.ensure((str(settings.store), retriever.stats.collection, "\n".join(documents or ())), settings, model)
 
 
@@ -96,7 +98,8 @@ def suggestions(
     if model is None:  # the extractive provider (or a model that failed to load) offers none
         return [], []
     makers = makers or MAKERS
-    build = retriever.stats.collection
+    stats = retriever.stats
+    build = stats.collection
     per_doc: list[list[str]] = []
     pending: list[Key] = []
     for doc in reversed(documents):
@@ -105,7 +108,8 @@ def suggestions(
         except RagError:  # removed since the page was drawn
             continue
         key = (str(settings.store), build, doc)
-        if not stored and makers.ensure(key, settings, model):
+        # Made once every vector is written: making them reads the documents' vectors (rag.suggest).
+        if not stored and not stats.vectors_pending and makers.ensure(key, settings, model):
             pending.append(key)
         per_doc.append(stored)
     return _taking_turns(per_doc, SHOWN), pending

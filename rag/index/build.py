@@ -3,12 +3,17 @@
 Idempotent (a content hash over documents, embedding model and chunker version: unchanged content does
 no work) and atomic (a build becomes visible only when its pointer is written after every passage is
 stored; a failed or interrupted build is deleted and the previous one keeps serving queries). Adding or
-removing one document (`rag.index.library`) goes through the same switch.
+removing one document (`rag.index.library`) goes through the same switch, with one difference: the new
+document's passages are stored without vectors ("pending", keyword-searchable at once) and
+`rag.index.vectors` writes their vectors into the visible build afterwards, batch by batch. An interrupted
+pass leaves every passage either pending or with its vector; the next pass (the app opening the index, a
+library change, or `python -m rag index`) embeds the rest again from the stored text.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import os
@@ -30,6 +35,7 @@ __all__ = ["Progress", "build_index", "build_lock", "content_hash", "source_id",
 
 # Part of every build's identity: a build written by an older layout (no document ids) is rebuilt.
 LAYOUT_VERSION = "documents-v1"
+LOCK_WAIT = 2.0  # seconds a builder waits for the build lock before IndexBusyError
 
 
 def content_hash(docs: Sequence[LibraryDoc], embed_model: str) -> str:
@@ -41,17 +47,25 @@ def content_hash(docs: Sequence[LibraryDoc], embed_model: str) -> str:
 
 
 @contextlib.contextmanager
-def build_lock(settings: Settings) -> Iterator[None]:
-    """An exclusive, non-blocking file lock in index_dir: a second builder fails fast with IndexBusyError."""
+def build_lock(settings: Settings, wait: float = LOCK_WAIT) -> Iterator[None]:
+    """An exclusive file lock in index_dir, waited for up to `wait` seconds: a second builder fails fast with
+    IndexBusyError. The short default wait absorbs the background vector writer's commits (`rag.index.vectors`
+    holds the lock for a fraction of a second per batch), which must not make an add fail."""
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(settings.index_dir / store.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise IndexBusyError(
-                f"Another process is building the index in {settings.index_dir}; try again when it has finished."
-            ) from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexBusyError(
+                        f"Another process is building the index in {settings.index_dir}; try again when it has "
+                        "finished."
+                    ) from None
+                time.sleep(0.05)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
@@ -88,22 +102,30 @@ def build_index(
             reuse = {} if rebuild else reuse  # a rebuild re-embeds everything
         current = current_pointer(client, settings)
         digest = content_hash(docs, model_id(settings))
-        if current and current.content_hash == digest and not rebuild and _intact(client, current):
-            report(1.0, "Index is up to date")
-            return _stats(current, built=False, seconds=time.perf_counter() - started, errors=errors)
-        pointer = switch_to(client, settings, docs, report, reuse)
+        unchanged = current is not None and current.content_hash == digest and not rebuild and _intact(client, current)
+        pointer = current if current is not None and unchanged else switch_to(client, settings, docs, report, reuse)
+    if unchanged:
+        if pointer.pending:  # a document added BM25-first whose vectors were interrupted: finish them here
+            _finish_vectors(settings, report)
+            pointer = dataclasses.replace(pointer, pending=0)
+        report(1.0, "Index is up to date")
+        return _stats(pointer, built=False, seconds=time.perf_counter() - started, errors=errors)
     report(1.0, "Index ready")
     return _stats(pointer, built=True, seconds=time.perf_counter() - started, errors=errors)
 
 
 def switch_to(
     client: Any, settings: Settings, docs: Sequence[LibraryDoc], report: Progress,
-    reuse: dict[str, list[Stored]] | None = None,
+    reuse: dict[str, list[Stored]] | None = None, defer: bool = False,
 ) -> store.Pointer:  # fmt: skip
-    """Write `docs` as a new build and make it the current one (call holding `build_lock`)."""
+    """Write `docs` as a new build and make it the current one (call holding `build_lock`). With `defer`, new
+    passages are stored without vectors (`rag.index.vectors` writes them); without, every passage has its
+    vector when the build becomes visible, so a document still pending in `reuse` is embedded here."""
     embed_model = model_id(settings)
     fields = {"content_hash": content_hash(docs, embed_model), "embed_model": embed_model}
-    pointer = write_build(client, settings, docs, fields, report, reuse)
+    if not defer and reuse:
+        reuse = {doc: kept for doc, kept in reuse.items() if all(s.vector is not None for s in kept)}
+    pointer = write_build(client, settings, docs, fields, report, reuse, defer)
     with store.store_errors(settings):
         store.write_pointer(client, settings, pointer)
         store.cleanup(client, settings, keep={p.collection for p in store.all_pointers(client, settings)})
@@ -122,6 +144,13 @@ def _with_added_documents(
     names, ids = {d.doc.source for d in corpus}, {d.id for d in corpus}
     added = [d for d in kept if d.doc.source not in names and d.id not in ids]
     return corpus + added, reuse
+
+
+def _finish_vectors(settings: Settings, report: Progress) -> None:
+    # Imported here: rag.index.vectors builds on this module (the lock, the pointer).
+    from rag.index import vectors
+
+    vectors.finish(settings, counted=vectors.as_progress(report, 0.1))
 
 
 def current_pointer(client: Any, settings: Settings) -> store.Pointer | None:
@@ -154,7 +183,8 @@ def _checked_client(settings: Settings) -> Any:
 
 
 def _intact(client: Any, pointer: store.Pointer) -> bool:
-    """Whether the current build still has all its passages (someone may have deleted it)."""
+    """Whether the current build still has all its passages, with vectors or pending (someone may have deleted
+    it)."""
     try:
         return store.count_passages(client, pointer.collection) == pointer.passages
     except Exception:
@@ -171,6 +201,7 @@ def _stats(pointer: store.Pointer, *, built: bool, seconds: float, errors: list[
         seconds=seconds,
         built_at=pointer.built_at,
         errors=tuple(errors),
+        vectors_pending=pointer.pending,
     )
 
 

@@ -1,7 +1,9 @@
 """The document library: add one document (a file, a URL, pasted text) or remove one, keeping the rest.
 
 Each change writes a new build through the same atomic switch as `build_index`; the other documents'
-passages and vectors are copied from the current build, so only the new document is embedded.
+passages and vectors are copied from the current build. The new document's passages go in without vectors
+(BM25-first): it is keyword-searchable as soon as this returns, and `rag.index.vectors` embeds it afterwards
+(`rag.api.add_document` waits for that, or leaves it to a background pass).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def _change(
         client = open_for_build(settings)
         docs, reuse = current_library(client, settings)
         new_docs, subject = change(docs)
-        pointer = switch_to(client, settings, new_docs, report, reuse)
+        pointer = switch_to(client, settings, new_docs, report, reuse, defer=True)
     report(1.0, "Index ready")
     if subject.id in reuse:  # removed (or kept): its passages were counted in the previous build
         return subject.record(len(reuse[subject.id]))

@@ -3,6 +3,9 @@
 Layout inside Chroma, for `settings.collection` = NAME:
   * NAME-<hash>-<nonce>      passages of one build (cosine space), metadata source/start/end;
   * NAME-<hash>-<nonce>-src  the full text of each source document of that build (citations, article view);
+  * NAME-<hash>-<nonce>-pending  passages whose vectors are still being written (only when a document was
+                             added BM25-first, `rag.index.vectors`): text and metadata, moved into the
+                             passage collection batch by batch as they are embedded;
   * NAME-registry            one pointer record per embedding model: which build is current.
 A build is visible only once its pointer is written, so a half-written build is never read. Everything
 lives in Chroma itself, so server mode (`chroma run`) works the same way as the embedded store.
@@ -43,6 +46,7 @@ class Pointer:
     passages: int
     built_at: str
     seconds: float
+    pending: int = 0  # passages still without a vector (an upper bound after a crash; vectors.py corrects it)
 
 
 def where(settings: Settings) -> str:
@@ -186,8 +190,12 @@ def read_pointer(client: Any, settings: Settings, embed_model: str) -> Pointer |
     got = _registry(client, settings).get(ids=[f"current:{embed_model}"], include=["metadatas"])
     if not got["ids"]:
         return None
-    meta = got["metadatas"][0]
-    return Pointer(**{name: meta[name] for name in Pointer.__dataclass_fields__})
+    return _pointer(got["metadatas"][0])
+
+
+def _pointer(meta: dict[str, Any]) -> Pointer:
+    # Pointers written before `pending` existed lack it: their builds have every vector.
+    return Pointer(**{name: meta[name] for name in Pointer.__dataclass_fields__ if name in meta})
 
 
 def write_pointer(client: Any, settings: Settings, pointer: Pointer) -> None:
@@ -201,7 +209,7 @@ def write_pointer(client: Any, settings: Settings, pointer: Pointer) -> None:
 
 def all_pointers(client: Any, settings: Settings) -> list[Pointer]:
     got = _registry(client, settings).get(include=["metadatas"])
-    return [Pointer(**{n: m[n] for n in Pointer.__dataclass_fields__}) for m in got["metadatas"]]
+    return [_pointer(m) for m in got["metadatas"]]
 
 
 # --- build collections ---------------------------------------------------------------------------
@@ -226,6 +234,44 @@ def add_passages(
     collection: Any, ids: Sequence[str], vectors: Any, texts: Sequence[str], metas: Sequence[dict[str, Any]]
 ) -> None:
     collection.add(ids=list(ids), embeddings=vectors, documents=list(texts), metadatas=list(metas))
+
+
+def add_pending(client: Any, name: str, ids: Sequence[str], texts: Sequence[str], metas: Sequence[dict[str, Any]]) -> None:
+    """Passages of build `name` that have no vector yet (a placeholder one: Chroma stores one per record)."""
+    pending = client.get_or_create_collection(f"{name}-pending", embedding_function=None)
+    pending.add(ids=list(ids), embeddings=[[1.0]] * len(ids), documents=list(texts), metadatas=list(metas))
+
+
+def pending_records(client: Any, name: str) -> dict[str, list[Any]]:
+    """The passages of build `name` still without a vector (ids, documents, metadatas), ones already moved
+    into the passage collection left out (a crash between the two steps of `store_vectors` leaves both)."""
+    got = _raw_pending(client, name)
+    if not got["ids"]:
+        return got
+    done = set(client.get_collection(name, embedding_function=None).get(ids=got["ids"], include=[])["ids"])
+    keep = [i for i, pid in enumerate(got["ids"]) if pid not in done]
+    return {key: [got[key][i] for i in keep] for key in got}
+
+
+def _raw_pending(client: Any, name: str) -> dict[str, list[Any]]:
+    from chromadb.errors import NotFoundError
+
+    try:
+        pending = client.get_collection(f"{name}-pending", embedding_function=None)
+    except NotFoundError:  # builds written whole (and older ones) have no pending collection
+        return {"ids": [], "documents": [], "metadatas": []}
+    return _get_all(pending, ["documents", "metadatas"])
+
+
+def store_vectors(client: Any, name: str, ids: Sequence[str], vectors: Any, texts: Sequence[str],
+                  metas: Sequence[dict[str, Any]]) -> None:  # fmt: skip
+    """Move pending passages into build `name`'s passage collection with their vectors. Vectors first, then
+    the pending records go: an interruption between the two leaves a passage in both, which every reader
+    counts once (`pending_records`, `load_build`); its stale pending record goes with its build."""
+    client.get_collection(name, embedding_function=None).upsert(
+        ids=list(ids), embeddings=vectors, documents=list(texts), metadatas=list(metas)
+    )
+    client.get_collection(f"{name}-pending", embedding_function=None).delete(ids=list(ids))
 
 
 def add_sources(collection: Any, texts: Sequence[str], metas: Sequence[dict[str, Any]]) -> None:
@@ -273,9 +319,18 @@ def load_build(
     client: Any, name: str, vectors: bool = False
 ) -> tuple[Any, dict[str, Any], list[tuple[str, dict[str, Any]]]]:
     """(passage collection, all passage records, [(document text, metadata)] in library order) of one build;
-    with `vectors`, the records carry their embeddings too (to copy them into the next build)."""
+    with `vectors`, the records carry their embeddings too (to copy them into the next build). The records
+    include the passages still waiting for their vectors (after the embedded ones)."""
     collection = client.get_collection(name, embedding_function=None)
+    # Pending first: a passage moved meanwhile is then read twice (kept once), never missed.
+    pending = _raw_pending(client, name)
     records = _get_all(collection, ["documents", "metadatas", *(["embeddings"] if vectors else [])])
+    done = set(records["ids"])
+    moved = [i for i, pid in enumerate(pending["ids"]) if pid not in done]
+    for key in ("ids", "documents", "metadatas"):
+        records[key] += [pending[key][i] for i in moved]
+    if vectors:  # a passage still without a vector carries None
+        records["embeddings"] += [None] * len(moved)
     src = client.get_collection(f"{name}-src", embedding_function=None).get(include=["documents", "metadatas"])
     order = sorted(zip(src["metadatas"], src["documents"], strict=True), key=lambda md: md[0]["order"])
     return collection, records, [(doc, meta) for meta, doc in order]
@@ -298,12 +353,13 @@ def vectors(collection: Any, ids: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def count_passages(client: Any, name: str) -> int:
+    """Passages of build `name`, with a vector or still waiting for one."""
     client.get_collection(f"{name}-src", embedding_function=None)
-    return int(client.get_collection(name, embedding_function=None).count())
+    return int(client.get_collection(name, embedding_function=None).count()) + len(pending_records(client, name)["ids"])
 
 
 def drop_build(client: Any, name: str) -> None:
-    for suffix in ("", "-src"):
+    for suffix in ("", "-src", "-pending"):
         with contextlib.suppress(Exception):
             client.delete_collection(f"{name}{suffix}")
 
@@ -317,7 +373,7 @@ def cleanup(client: Any, settings: Settings, keep: set[str]) -> None:
     prefix, registry = f"{settings.collection}-", f"{settings.collection}-registry"
     for col in client.list_collections():
         name = col if isinstance(col, str) else col.name
-        base = name.removesuffix("-src")
+        base = name.removesuffix("-src").removesuffix("-pending")
         if not name.startswith(prefix) or name == registry or base in keep:
             continue
         if settings.server_mode and _in_progress(client, base):

@@ -1,7 +1,10 @@
 """Write one complete build into new Chroma collections: passages (chunked, embedded) and document texts.
 
 A document already embedded in the previous build brings its stored passages and vectors along (adding
-or removing one document re-embeds nothing else); a new one is chunked and embedded here.
+or removing one document re-embeds nothing else); a new one is chunked and embedded here, or, with
+`defer`, stored without vectors in the build's pending collection: BM25 finds it as soon as the build is
+visible, and `rag.index.vectors` writes its vectors afterwards. A passage still pending in the previous
+build stays pending in the next one.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class Stored:
 
     text: str
     meta: dict[str, Any]
-    vector: Any
+    vector: Any  # None: still being embedded (a pending passage)
 
 
 def passage_meta(doc: LibraryDoc, start: int, end: int) -> dict[str, Any]:
@@ -46,8 +49,10 @@ def write_build(
     pointer_fields: dict[str, Any],
     report: Progress,
     reuse: Mapping[str, list[Stored]] | None = None,
+    defer: bool = False,
 ) -> store.Pointer:
-    """Store every document's passages in a new build and return its pointer; delete it again on failure."""
+    """Store every document's passages in a new build and return its pointer; delete it again on failure.
+    With `defer`, new passages are stored without vectors (the pointer counts them as `pending`)."""
     started = time.perf_counter()
     reuse = reuse or {}
     name = f"{settings.collection}-{pointer_fields['content_hash'][:16]}-{uuid.uuid4().hex[:8]}"
@@ -55,7 +60,10 @@ def write_build(
         with store.store_errors(settings):
             passages, sources = store.create_build(client, name, pointer_fields["embed_model"])
             store.add_sources(sources, [d.doc.text for d in docs], [d.metadata(i) for i, d in enumerate(docs)])
-        count = _write_passages(settings, passages, docs, reuse, report)
+        if defer:
+            count, pending = _write_pending(settings, client, name, passages, docs, reuse)
+        else:
+            count, pending = _write_passages(settings, client, name, passages, docs, reuse, report), 0
         with store.store_errors(settings):
             store.mark_complete(passages)
     except BaseException:
@@ -63,15 +71,32 @@ def write_build(
         store.drop_build(client, name)
         raise
     return store.Pointer(
-        collection=name, documents=len(docs), passages=count,
+        collection=name, documents=len(docs), passages=count, pending=pending,
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - started, 3), **pointer_fields,
     )  # fmt: skip
 
 
+def _write_pending(
+    settings: Settings, client: Any, name: str, collection: Any, docs: Sequence[LibraryDoc],
+    reuse: Mapping[str, list[Stored]],
+) -> tuple[int, int]:  # fmt: skip
+    """Passages in library order, the new documents' without vectors; returns (passages, pending)."""
+    position, pending = 0, 0
+    for doc in docs:
+        if doc.id in reuse:
+            stored = reuse[doc.id]
+        else:
+            chunks = chunk_text(doc.doc.text, breaks=doc.doc.pages)
+            stored = [Stored(doc.doc.text[c.start : c.end], passage_meta(doc, c.start, c.end), None) for c in chunks]
+        position = _copy(settings, client, name, collection, stored, position)
+        pending += sum(1 for s in stored if s.vector is None)
+    return position, pending
+
+
 def _write_passages(
-    settings: Settings, collection: Any, docs: Sequence[LibraryDoc], reuse: Mapping[str, list[Stored]],
-    report: Progress,
+    settings: Settings, client: Any, name: str, collection: Any, docs: Sequence[LibraryDoc],
+    reuse: Mapping[str, list[Stored]], report: Progress,
 ) -> int:  # fmt: skip
     """Passages of every document in library order (ids "p<position>"); returns how many."""
     todo = [(d, c.start, c.end) for d in docs if d.id not in reuse for c in chunk_text(d.doc.text, breaks=d.doc.pages)]
@@ -80,7 +105,7 @@ def _write_passages(
         report(0.05, "Loading the embedding model")
     for doc in docs:
         if doc.id in reuse:
-            position = _copy(settings, collection, reuse[doc.id], position)
+            position = _copy(settings, client, name, collection, reuse[doc.id], position)
             continue
         mine = [(s, e) for d, s, e in todo if d is doc]
         for first in range(0, len(mine), EMBED_BATCH):
@@ -95,12 +120,18 @@ def _write_passages(
     return position
 
 
-def _copy(settings: Settings, collection: Any, stored: list[Stored], position: int) -> int:
+def _copy(settings: Settings, client: Any, name: str, collection: Any, stored: list[Stored], position: int) -> int:
+    """Stored passages under ids from `position` on: those with a vector into the passage collection, those
+    still without one into the pending collection."""
     for first in range(0, len(stored), 1000):
-        batch = stored[first : first + 1000]
-        ids = [f"p{position + i}" for i in range(len(batch))]
+        batch = [(f"p{position + i}", s) for i, s in enumerate(stored[first : first + 1000])]
+        done, todo = [b for b in batch if b[1].vector is not None], [b for b in batch if b[1].vector is None]
         with store.store_errors(settings):
-            store.add_passages(collection, ids, [s.vector for s in batch], [s.text for s in batch],
-                               [s.meta for s in batch])  # fmt: skip
+            if done:
+                store.add_passages(collection, [i for i, _ in done], [s.vector for _, s in done],
+                                   [s.text for _, s in done], [s.meta for _, s in done])  # fmt: skip
+            if todo:
+                store.add_pending(client, name, [i for i, _ in todo], [s.text for _, s in todo],
+                                  [s.meta for _, s in todo])  # fmt: skip
         position += len(batch)
     return position

@@ -45,21 +45,26 @@ def ranks(order: np.ndarray) -> dict[int, int]:
     return {int(idx): rank for rank, idx in enumerate(order, 1)}
 
 
-def rrf_fusion(dense: dict[int, tuple[int, float]], lexical: np.ndarray, bm25_rank: dict[int, int]) -> dict[int, float]:
-    """Reciprocal rank fusion: sum of 1 / (RRF_K + rank) over the two rankings."""
+def rrf_fusion(dense: dict[int, tuple[int, float]], lexical: np.ndarray, bm25_rank: dict[int, int],
+               no_vector: frozenset[int] = frozenset()) -> dict[int, float]:  # fmt: skip
+    """Reciprocal rank fusion: sum of 1 / (RRF_K + rank) over the two rankings. A passage with `no_vector` (still
+    being embedded) has no dense rank at all: its BM25 rank stands in for it rather than counting as last."""
     fused = {idx: 1.0 / (RRF_K + rank) for idx, (rank, _) in dense.items()}
     for idx, rank in bm25_rank.items():
-        fused[idx] = fused.get(idx, 0.0) + 1.0 / (RRF_K + rank)
+        fused[idx] = fused.get(idx, 0.0) + (2.0 if idx in no_vector else 1.0) / (RRF_K + rank)
     return fused
 
 
 def score_fusion(
-    dense: dict[int, tuple[int, float]], lexical: np.ndarray, bm25_rank: dict[int, int]
+    dense: dict[int, tuple[int, float]], lexical: np.ndarray, bm25_rank: dict[int, int],
+    no_vector: frozenset[int] = frozenset(),
 ) -> dict[int, float]:
     """Convex combination of min-max scaled dense cosine and BM25 score over the candidates.
 
     Unlike RRF it keeps how much better the first candidate is than the next, which matters for top-1.
-    A BM25-only candidate (outside the dense candidates) counts as the dense minimum.
+    A BM25-only candidate (outside the dense candidates) counts as the dense minimum; one with `no_vector`
+    (still being embedded, so dense search can't judge it) is scored by BM25 alone: counted as the minimum,
+    a just-added document could never outrank the top dense candidate while its vectors are written.
     """
     cosines = np.array([cos for _, cos in dense.values()], dtype=np.float32)
     low, span = (float(cosines.min()), float(np.ptp(cosines))) if len(cosines) else (0.0, 0.0)
@@ -68,6 +73,6 @@ def score_fusion(
     for idx in set(dense) | set(bm25_rank):
         d = (dense[idx][1] - low) / span if idx in dense and span > 0 else 0.0
         b = float(lexical[idx]) / top_bm25 if top_bm25 > 0 else 0.0
-        fused[idx] = DENSE_WEIGHT * d + (1.0 - DENSE_WEIGHT) * b
+        fused[idx] = b if idx in no_vector else DENSE_WEIGHT * d + (1.0 - DENSE_WEIGHT) * b
     return fused
 

@@ -22,7 +22,7 @@ from rag.config import Settings
 from rag.errors import IndexCorruptError, IndexMissingError, InputError
 from rag.index import store
 from rag.index.sources import LibraryDoc, from_metadata
-from rag.models.embed import embed_query, get_embedder, model_id
+from rag.models.embed import cached_passages, embed_query, get_embedder, model_id
 from rag.search.ranking import DEDUPE_JACCARD, FUSIONS, Lexical, candidates, ranks, rrf_fusion, score_fusion
 from rag.text import near_duplicate
 from rag.types import Document, IndexStats, Passage
@@ -79,6 +79,7 @@ def _load_build(client: Any, pointer: store.Pointer) -> _Build:
         built=False,
         seconds=pointer.seconds,
         built_at=pointer.built_at,
+        vectors_pending=pointer.pending,
     )
     words = [frozenset(w.lower() for w in _WORD.findall(p.text)) for p in passages]
     texts = {d.doc.source: d.doc.text for d in library.values()}
@@ -126,6 +127,10 @@ class Retriever:
                         f"The index build {pointer.collection} in {store.where(settings)} is missing or "
                         f"unreadable; {store.REBUILD_HINT}."
                     ) from err
+            elif self._build.stats.vectors_pending != pointer.pending:
+                # The same build, more of its vectors written (rag.index.vectors): dense search finds them
+                # as they land; only the count changes here.
+                self._build.stats = replace(self._build.stats, vectors_pending=pointer.pending)
             return self._build
 
     @property
@@ -166,13 +171,34 @@ class Retriever:
         return self._doc(doc_id).doc.pages
 
     def document_passages(self, doc_id: str) -> tuple[list[Passage], np.ndarray]:
-        """One document's passages in document order and their stored embeddings (one row each)."""
+        """One document's passages in document order and their embeddings (one row each): the stored ones, and
+        for passages still waiting for theirs, vectors embedded here (kept in memory only)."""
         self._doc(doc_id)
         build = self._current()
         chosen = [i for i, p in enumerate(build.passages) if p.document == doc_id]
         with store.store_errors(self._settings):
             found = store.vectors(build.collection, [build.ids[i] for i in chosen])
+        missing = [build.ids[i] for i in chosen if build.ids[i] not in found]
+        if missing:
+            texts = {build.ids[i]: build.passages[i].text for i in chosen}
+            found.update(zip(missing, cached_passages(self._embedder, [texts[m] for m in missing]), strict=True))
         return [build.passages[i] for i in chosen], np.array([found[build.ids[i]] for i in chosen], dtype=np.float32)
+
+    def vectors_pending(self, documents: Sequence[str] | None = None) -> int:
+        """Passages (of `documents`, None: all) that dense search can't find yet: their vectors are still being
+        written, so only BM25 ranks them."""
+        build = self._current()
+        pending = self._pending(build)
+        wanted = None if documents is None else set(documents)
+        return sum(1 for idx in pending if wanted is None or build.passages[idx].document in wanted)
+
+    def _pending(self, build: _Build) -> frozenset[int]:
+        """Positions of the build's passages still without a vector (none asked for once the count is 0)."""
+        if not build.stats.vectors_pending:
+            return frozenset()
+        with store.store_errors(self._settings):
+            ids = store.pending_records(store.get_client(self._settings), build.name)["ids"]
+        return frozenset(int(pid[1:]) for pid in ids)
 
     def retrieve(self, question: str, k: int = 5, documents: Sequence[str] | None = None) -> list[Passage]:
         return [hit.passage for hit in self.retrieve_detailed(question, k, documents)]
@@ -226,7 +252,7 @@ class Retriever:
             matched = matched[np.argpartition(-lexical[matched], candidates(k))[: candidates(k)]]
         bm25_rank = ranks(matched[np.argsort(-lexical[matched], kind="stable")])
         fuse = rrf_fusion if self._fusion == "rrf" else score_fusion
-        fused = fuse(dense, lexical, bm25_rank)
+        fused = fuse(dense, lexical, bm25_rank, self._pending(build))
         chosen: list[int] = []
         for idx in sorted(fused, key=lambda i: (-fused[i], i)):
             if not any(near_duplicate(build.words[idx], build.words[j], DEDUPE_JACCARD) for j in chosen):
@@ -248,14 +274,16 @@ class Retriever:
     def _cosines(
         self, build: _Build, vector: np.ndarray, dense: dict[int, tuple[int, float]], chosen: list[int]
     ) -> dict[int, float]:
-        """Cosine of every chosen passage; those outside the dense candidates are fetched from Chroma."""
+        """Cosine of every chosen passage; those outside the dense candidates are fetched from Chroma, and one
+        whose vector is still being written counts 0.0 (no dense evidence: BM25 alone ranked it)."""
         out = {idx: dense[idx][1] for idx in chosen if idx in dense}
         missing = [idx for idx in chosen if idx not in dense]
         if missing:
             with store.store_errors(self._settings):
                 vectors = store.vectors(build.collection, [build.ids[i] for i in missing])
-            for pid, emb in vectors.items():
-                out[int(pid[1:])] = float(np.dot(emb, vector))
+            for idx in missing:
+                emb = vectors.get(build.ids[idx])
+                out[idx] = float(np.dot(emb, vector)) if emb is not None else 0.0
         return out
 
 
