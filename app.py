@@ -8,40 +8,29 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 import rag
-from rag import Answer, Citation, RagError, Settings, Turn
+from rag import RagError, Settings, Turn
 from rag.models.loading import ModelStatus
+from ui import cards, panel, render
 from ui import documents as labels
 from ui import model as models
-from ui import panel, render
 from ui import suggestions as suggested
-from ui.article import show_article, show_in_article
+from ui.article import show_article
 from ui.conversations import show_saved, store
 from ui.history import history_path
 from ui.session import UNEXPECTED
 
 HISTORY_TURNS = 10  # follow-ups need the recent conversation, not all of it
-CSS = """<style>
-.rag-answer, .rag-quote, .rag-article { white-space: pre-wrap; overflow-wrap: anywhere; }
-.rag-cite { color: #1565c0; font-weight: 600; font-size: 0.75em; }
-.rag-quote { border-left: 3px solid #f5b700; margin: 0.2rem 0; padding: 0.1rem 0.8rem; font-style: italic; }
-.rag-article { line-height: 1.65; }
-.rag-para { color: #9e9e9e; font-size: 0.7em; margin-right: 0.4em; user-select: none; }
-.rag-mark { background: rgba(255, 213, 79, 0.45); color: inherit; border-radius: 3px; padding: 0 1px; }
-.rag-mark.rag-focus { background: rgba(255, 152, 0, 0.55); outline: 2px solid rgba(255, 152, 0, 0.9); }
-.rag-label { color: #b26a00; font-weight: 700; margin-right: 2px; scroll-margin-top: 5rem; }
-.rag-page { display: block; color: #757575; font-size: 0.75em; border-top: 1px dashed #bdbdbd; margin: 0.8em 0 0.3em; user-select: none; }
-</style>"""
+
 
 
 def main() -> None:
     st.set_page_config(page_title="Ask the article", page_icon="📰")
-    st.html(CSS)
+    st.html(cards.CSS)
     settings = _settings()
     _init_state(settings)
     side = _sidebar_slots()
@@ -245,7 +234,7 @@ def _ask_about(box: Any, retriever: Any) -> list[str] | None:
 
 def _conversation_controls(box: Any, retriever: Any) -> None:
     exchanges = [render.Exchange(m["question"], m["answer"]) for m in st.session_state.messages if "answer" in m]
-    source_text = _cited_text_fn(retriever)
+    source_text = cards.cited_text_fn(retriever)
     with box:
         st.subheader("Conversation")
         st.button("Clear chat", icon=":material/delete:", on_click=_clear_chat, disabled=not st.session_state.messages)
@@ -304,14 +293,14 @@ def _set_pending(text: str) -> None:
 
 
 def _show_history(retriever: Any) -> None:
-    source_text = _cited_text_fn(retriever)
+    source_text = cards.cited_text_fn(retriever)
     for idx, msg in enumerate(st.session_state.messages):
         with st.chat_message(msg["role"]):
             if msg["role"] == "user":
                 st.markdown(render.escape_markdown(msg["content"]))
             else:
                 _settle(msg)
-                _show_assistant(msg, idx, source_text)
+                cards.show_assistant(msg, idx, source_text)
 
 
 def _history() -> list[Turn]:
@@ -347,7 +336,7 @@ def _ask(question: str, settings: Settings, retriever: Any, status: ModelStatus,
             st.session_state.highlight = idx
             st.session_state.focus = None
             st.session_state.article_want = msg["answer"].citations[0].document
-        _show_assistant(msg, idx, _cited_text_fn(retriever))
+        cards.show_assistant(msg, idx, cards.cited_text_fn(retriever))
 
 
 def _settle(msg: dict) -> None:
@@ -372,57 +361,6 @@ def _settle(msg: dict) -> None:
     else:
         msg["error"] = job.error or UNEXPECTED
     msg.pop("pending", None)
-
-
-def _show_assistant(msg: dict, idx: int, cited_text: Callable[[Citation], str | None]) -> None:
-    if "error" in msg:
-        st.error(msg["error"])
-        return
-    answer: Answer = msg["answer"]
-    if msg.get("note"):
-        st.caption(render.escape_markdown(msg["note"]))
-    if render.rewritten(msg["question"], answer.standalone_question):
-        st.caption("Searched for: " + render.escape_markdown(answer.standalone_question))
-    note = render.pending_note(answer)
-    if note:
-        st.caption(render.escape_markdown(note))
-    if answer.refused:
-        st.info(render.escape_markdown(render.refusal_text(answer.text)), icon=":material/search_off:")
-        return
-    st.markdown(render.answer_html(answer.text), unsafe_allow_html=True)
-    for cite in answer.citations:
-        _citation_card(cite, idx, cited_text)
-    st.caption(render.escape_markdown(render.answer_footer(answer)))
-
-
-def _citation_card(cite: Citation, idx: int, cited_text: Callable[[Citation], str | None]) -> None:
-    with st.container(border=True, key=f"card-{idx}-{cite.number}"):
-        st.markdown(render.cite_heading(cite, cited_text(cite)))
-        st.markdown(render.quote_html(cite.text), unsafe_allow_html=True)
-        st.button(
-            "Show in article",
-            key=f"jump-{idx}-{cite.number}",
-            icon=":material/article:",
-            type="tertiary",
-            on_click=show_in_article,
-            args=(idx, cite.number, cite.document),
-        )
-
-
-def _cited_text_fn(retriever: Any) -> Callable[[Citation], str | None]:
-    """The text a citation's offsets point into (`retriever.document_text`), memoised for this run and never
-    raising: positions are a nicety, and the document may have been removed since."""
-    cache: dict[str, str | None] = {}
-
-    def cited_text(cite: Citation) -> str | None:
-        if cite.document not in cache:
-            try:
-                cache[cite.document] = retriever.document_text(cite.document) if retriever is not None else None
-            except RagError:
-                cache[cite.document] = None
-        return cache[cite.document]
-
-    return cited_text
 
 
 main()

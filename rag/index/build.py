@@ -24,7 +24,8 @@ from typing import Any
 
 from rag.config import Settings
 from rag.errors import IndexBusyError, IndexCorruptError, RagError, SourceError, StoreUnavailableError
-from rag.index import store
+from rag.index import store, vectors
+from rag.index.access import LOCK_WAIT, build_lock, current_pointer, open_for_build
 from rag.index.chunking import CHUNKER_VERSION
 from rag.index.sources import LibraryDoc, from_metadata, read_sources, source_id
 from rag.index.writer import Progress, Stored, write_build
@@ -35,7 +36,6 @@ __all__ = ["Progress", "build_index", "build_lock", "content_hash", "source_id",
 
 # Part of every build's identity: a build written by an older layout (no document ids) is rebuilt.
 LAYOUT_VERSION = "documents-v1"
-LOCK_WAIT = 2.0  # seconds a builder waits for the build lock before IndexBusyError
 
 
 def content_hash(docs: Sequence[LibraryDoc], embed_model: str) -> str:
@@ -44,31 +44,6 @@ def content_hash(docs: Sequence[LibraryDoc], embed_model: str) -> str:
         digest.update(f"{d.doc.source}\0{d.doc.title}\0{len(d.doc.text)}\0".encode())
         digest.update(d.doc.text.encode("utf-8"))
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def build_lock(settings: Settings, wait: float = LOCK_WAIT) -> Iterator[None]:
-    """An exclusive file lock in index_dir, waited for up to `wait` seconds: a second builder fails fast with
-    IndexBusyError. The short default wait absorbs the background vector writer's commits (`rag.index.vectors`
-    holds the lock for a fraction of a second per batch), which must not make an add fail."""
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(settings.index_dir / store.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise IndexBusyError(
-                        f"Another process is building the index in {settings.index_dir}; try again when it has "
-                        "finished."
-                    ) from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def build_index(
@@ -147,39 +122,7 @@ def _with_added_documents(
 
 
 def _finish_vectors(settings: Settings, report: Progress) -> None:
-    # Imported here: rag.index.vectors builds on this module (the lock, the pointer).
-    from rag.index import vectors
-
     vectors.finish(settings, counted=vectors.as_progress(report, 0.1))
-
-
-def current_pointer(client: Any, settings: Settings) -> store.Pointer | None:
-    with store.store_errors(settings):
-        return store.read_pointer(client, settings, model_id(settings))
-
-
-def open_for_build(settings: Settings, rebuild: bool = False) -> Any:
-    """The store client; with --rebuild, an unreadable embedded store is wiped and created afresh."""
-    try:
-        return _checked_client(settings)
-    except IndexCorruptError:
-        if settings.server_mode:
-            raise
-    store.forget_client(settings)  # another process may have recreated the store: re-open it from disk
-    try:
-        return _checked_client(settings)
-    except IndexCorruptError:
-        if not rebuild:
-            raise
-    store.reset_embedded(settings)
-    return _checked_client(settings)
-
-
-def _checked_client(settings: Settings) -> Any:
-    client = store.get_client(settings)
-    with store.store_errors(settings):
-        store.all_pointers(client, settings)
-    return client
 
 
 def _intact(client: Any, pointer: store.Pointer) -> bool:

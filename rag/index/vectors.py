@@ -23,7 +23,7 @@ import numpy as np
 from rag.config import Settings
 from rag.errors import RagError
 from rag.index import store
-from rag.index.build import build_lock, current_pointer, open_for_build
+from rag.index.access import build_lock, current_pointer, open_for_build
 from rag.index.writer import Progress
 from rag.models.embed import embed_passages, get_embedder
 from rag.types import VectorProgress
