@@ -191,11 +191,72 @@ def fit(write: bool) -> None:
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def features(rec: dict[str, Any]) -> list[float] | None:
+    """The signals one answer-or-refuse decision could combine, or None when no judgement ran (refused by
+    names absent or no passages: those stay refusals)."""
+    if rec["p_judge"] is None:
+        return None
+    support = [p for _, p in rec["judged"] if p is not None]
+    return [rec["p_judge"], min(support, default=1.0), float(bool(support)), float(rec["policy"] == "open")]
+
+
+def logistic(rows: list[tuple[list[float], bool]], l2: float = 0.01, steps: int = 4000) -> list[float]:
+    """Weights (bias last) of a logistic model of "answerable" over standardised features, by gradient descent
+    with numpy; written here because it is a dozen lines and the project has no other use for a fitting library."""
+    import numpy as np
+
+    x = np.array([f for f, _ in rows], dtype=float)
+    y = np.array([float(a) for _, a in rows])
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-z @ w))
+        w -= 0.1 * (z.T @ (p - y) / len(y) + l2 * np.r_[w[:-1], 0.0])
+    return [*((w[:-1] / std).tolist()), float(w[-1] - (w[:-1] * mean / std).sum())]
+
+
+def score(weights: list[float], feats: list[float]) -> float:
+    import math
+
+    return 1 / (1 + math.exp(-(sum(w * f for w, f in zip(weights, feats, strict=False)) + weights[-1])))
+
+
+def combined(recs: list[dict[str, Any]], weights: list[float], cut: float) -> dict[str, Any]:
+    """Figures when one decision after the sentences were judged answers (all checked sentences) or refuses."""
+    yes = [r for r in recs if r["answerable"]]
+    no = [r for r in recs if not r["answerable"]]
+
+    def refused(r: dict[str, Any]) -> bool:
+        f = features(r)
+        return f is None or (not r["judged"] and not r["quoted"]) or score(weights, f) < cut
+
+    return {
+        "n": len(recs),
+        "refusals_right": round(sum(refused(r) for r in no) / len(no), 3) if no else None,
+        "false_refusals": round(sum(refused(r) for r in yes) / len(yes), 3) if yes else None,
+        "right": round(sum(not refused(r) and right(r, r["text"]) for r in yes) / len(yes), 3) if yes else None,
+    }
+
+
+def fit_combined() -> None:
+    tuning = [r for n in TUNING for r in load(n)]
+    rows = [(f, r["answerable"]) for r in tuning if (f := features(r)) is not None]
+    weights = logistic(rows)
+    cuts = [round(x * 0.02, 2) for x in range(51)]
+    best = max(cuts, key=lambda c: (sum(utility(combined(load(n), weights, c)) for n in TUNING if load(n)), -c))
+    print(f"combined: weights {[round(w, 3) for w in weights]} (p_judge, min support, judged, open, bias) cut {best}")
+    for name in (*TUNING, *HELD_OUT):
+        if load(name):
+            print(f"{name:12} combined {combined(load(name), weights, best)}")
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["collect"]:
         for set_name in sys.argv[2:]:
             collect(set_name)
     elif sys.argv[1:2] == ["fit"]:
         fit("--write" in sys.argv)
+        fit_combined()
     else:
         raise SystemExit(__doc__)

@@ -54,7 +54,27 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def score_one(row: dict[str, Any], answer: Answer, source_text: str, secrets: Sequence[str]) -> dict[str, Any]:
+def ask(question: str, settings: Settings, history: Sequence[Turn] = ()) -> tuple[Answer, int]:
+    """`rag.query` through the pipeline's trace: the answer, and how many of its shown sentences the model
+    judged unsupported (the product's promise is that there are none)."""
+    from rag.answer.decide import cutoff
+    from rag.answer.pipeline import answer_stream
+    from rag.api import load_chat_model, open_index
+    from rag.inputs import validate_history, validate_question
+
+    judged: list[Any] = []
+    model = load_chat_model(settings) if settings.resolved_provider != "extractive" else None
+    stream = answer_stream(validate_question(question, settings), validate_history(history, settings),
+                           settings=settings, retriever=open_index(settings), model=model,
+                           trace=lambda name, value: judged.append(value) if name == "support" else None)  # fmt: skip
+    answer = stream.answer
+    text = " ".join(strip_markers(answer.text).split())
+    low = [j for j in judged if j.probability is not None and j.probability < cutoff(settings, "support")]
+    return answer, sum(1 for j in low if " ".join(j.claim.split()) in text)
+
+
+def score_one(row: dict[str, Any], answer: Answer, source_text: str, secrets: Sequence[str],
+              unsupported: int = 0) -> dict[str, Any]:  # fmt: skip
     """The per-question record the aggregate is computed from."""
     text = strip_markers(answer.text)
     cited = " \n".join(_norm(c.text) for c in answer.citations)
@@ -70,6 +90,9 @@ def score_one(row: dict[str, Any], answer: Answer, source_text: str, secrets: Se
         "total": answer.timings.total,
         "leak": any(s and s in answer.text for s in secrets),
         "checks": citation_checks(answer, source_text),
+        "unsupported_shown": unsupported,
+        "first_shown": answer.timings.first_shown,
+        "support": answer.support,
     }
     if row["answerable"]:
         record["evidence"] = (not answer.refused) and any(_norm(e) in cited for e in row.get("evidence", []))
@@ -126,9 +149,15 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
         "citations_ok": round(sum(checks) / len(checks), 3) if checks else None,
         "leaks": sum(1 for r in records if r["leak"]),
         "fallbacks": sum(1 for r in records if r["provider"] == "extractive" and not r["refused"]),
+        "unsupported_shown": sum(r.get("unsupported_shown", 0) for r in records),
+        "first_shown_p50": _p50([r["first_shown"] for r in records if r.get("first_shown") is not None]),
         "first_token_p50": round(statistics.median(firsts), 2) if firsts else None,
         "total_p50": round(statistics.median(r["total"] for r in records), 2) if records else None,
     }
+
+
+def _p50(values: list[float]) -> float | None:
+    return round(statistics.median(values), 2) if values else None
 
 
 def _index(settings: Settings, sources: Sequence[Path], where: Path) -> Settings:
@@ -142,15 +171,14 @@ def _index(settings: Settings, sources: Sequence[Path], where: Path) -> Settings
 def evaluate_article(
     settings: Settings, questions: list[dict[str, Any]]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from rag.api import query
 
     source_text = settings.corpus_path.read_text(encoding="utf-8")
     secrets = secrets_of(settings)
     records = []
     for row in questions:
         history = [Turn(q, "") for q in row.get("history", [])]
-        answer = query(row["question"], history=history, settings=settings)
-        records.append(score_one(row, answer, source_text, secrets))
+        answer, unsupported = ask(row["question"], settings, history)
+        records.append(score_one(row, answer, source_text, secrets, unsupported))
     return aggregate(records), records
 
 
@@ -185,7 +213,7 @@ def normalise(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
-def score_squad(qa: dict[str, Any], answer: Answer, source: str) -> dict[str, Any]:
+def score_squad(qa: dict[str, Any], answer: Answer, unsupported: int, source: str) -> dict[str, Any]:
     golds = qa["answers"]
     spans = [(qa["offset"] + g["answer_start"], qa["offset"] + g["answer_start"] + len(g["text"])) for g in golds]
     cited = [(c.start, c.end) for c in answer.citations if c.source == source]
@@ -195,6 +223,7 @@ def score_squad(qa: dict[str, Any], answer: Answer, source: str) -> dict[str, An
         "text": answer.text, "total": answer.timings.total, "first_token": answer.timings.first_token,
         "gold_in_answer": not answer.refused and any(normalise(g["text"]) in text for g in golds),
         "gold_in_citation": any(s <= gs and ge <= e for gs, ge in spans for s, e in cited),
+        "unsupported_shown": unsupported, "first_shown": answer.timings.first_shown,
     }  # fmt: skip
 
 
@@ -202,12 +231,11 @@ def evaluate_squad(
     settings: Settings, name: str, per_kind: int, where: Path
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One SQuAD article as the only document; `per_kind` answerable + unanswerable questions."""
-    from rag.api import query
     from rag.index.build import source_id
 
     path = squad_text(name, where)
     indexed = _index(settings, [path], where / f"index-{path.stem}")
-    records = [score_squad(qa, query(qa["question"], settings=indexed), source_id(path))
+    records = [score_squad(qa, *ask(qa["question"], indexed), source_id(path))
                for qa in squad_sample(name, per_kind)]  # fmt: skip
     yes = [r for r in records if r["answerable"]]
     no = [r for r in records if not r["answerable"]]
@@ -220,7 +248,9 @@ def evaluate_squad(
         "questions": len(records), "gold_in_answer": share(yes, "gold_in_answer"),
         "gold_in_citation": share(yes, "gold_in_citation"), "refusals_right": share(no, "refused"),
         "false_refusals": share(yes, "refused"),
+        "unsupported_shown": sum(r["unsupported_shown"] for r in records),
         "first_token_p50": round(statistics.median(firsts), 2) if firsts else None,
+        "first_shown_p50": _p50([r["first_shown"] for r in records if r["first_shown"] is not None]),
     }, records  # fmt: skip
 
 

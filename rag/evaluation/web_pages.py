@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import PROJECT_DIR, Settings
-from rag.evaluation.answers import SHARED, aggregate, load_questions, score_one, secrets_of, write_details
+from rag.evaluation.answers import SHARED, aggregate, ask, load_questions, score_one, secrets_of, write_details
 from rag.types import Answer
 
 PAGES = SHARED / "corpus" / "web"
@@ -67,7 +67,7 @@ def add_pages(settings: Settings, base_url: str, pages: Sequence[str]) -> dict[s
 
 def evaluate(settings: Settings, rows: list[dict[str, Any]], where: Path) -> list[dict[str, Any]]:
     """One record per question (answers.score_one's fields, with `split`, `kind`, `page` and `wrong_page`)."""
-    from rag.api import open_index, query
+    from rag.api import open_index
 
     library = dataclasses.replace(settings, index_dir=where, chroma_host=None)
     with serve(PAGES) as base_url:
@@ -77,8 +77,8 @@ def evaluate(settings: Settings, rows: list[dict[str, Any]], where: Path) -> lis
     secrets = secrets_of(library)
     records = []
     for row in rows:
-        answer = query(row["question"], settings=library)
-        record = score_one(row, answer, texts[row["page"]], secrets)
+        answer, unsupported = ask(row["question"], library)
+        record = score_one(row, answer, texts[row["page"]], secrets, unsupported)
         record.update(split=row["split"], kind=row["kind"], page=row["page"],
                       wrong_page=_cites_another(answer, ids[row["page"]]))  # fmt: skip
         records.append(record)
@@ -123,8 +123,8 @@ def run_web_eval(settings: Settings, provider: str, json_path: Path | None = Non
 
 def print_table(result: dict[str, Any]) -> None:
     keys = ["questions", "evidence", "answer_any", "refusals_right", "refusals_right_not_covered",
-            "refusals_right_false_premise", "false_refusals", "citations_ok", "wrong_page", "leaks", "first_token_p50",
-            "total_p50"]  # fmt: skip
+            "refusals_right_false_premise", "false_refusals", "citations_ok", "wrong_page", "leaks", "unsupported_shown",
+            "first_token_p50", "first_shown_p50", "total_p50"]  # fmt: skip
     print(f"\nweb pages added by URL ({result['provider']})\n| split | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))
     for split, row in result["web"].items():
