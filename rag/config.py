@@ -121,9 +121,10 @@ class Settings:
     # the tuning split; held-out figures in rag/answer/thresholds.json; the word gate where the model gives no
     # probabilities) or "words" (question words found in the documents, always).
     answerability: str = "judge"
-    # Each sentence before it is shown: "judge" (the model's P(yes) that the passages state it, threshold fitted on
-    # the tuning split, word overlap first and where the server gives no probabilities) or "words" (overlap only).
-    support: str = "judge"
+    # Each sentence before it is shown: "words" (overlap with its cited passage: numbers, names, content words) or
+    # "judge" (then also the model's P(yes) that its passage states it, threshold fitted on the tuning split; it
+    # did not pay for its time on held-out pages, docs/decisions.md 2026-12-02).
+    support: str = "words"
     # Stricter or looser than fitted: the P(yes) below which a question is refused / a sentence not shown
     # (None: the values fitted on the tuning split, rag/answer/thresholds.json).
     judge_threshold: float | None = None

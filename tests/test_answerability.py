@@ -83,11 +83,21 @@ def test_a_high_probability_answers(settings: Settings, openai_server: OpenAISer
     assert judged[-1]["content"].startswith(sent[-1]["content"] + "\n\n")
     assert judged[-1]["content"].endswith(render("answerable_check"))
     assert SOCHI in sent[-1]["content"] and "agreed in Sochi" in sent[-1]["content"]
-    # Then each sentence's support judgement reads the same prompt plus the sentence; this server sent no
+    # Sentences are checked by word overlap (the support judgement is off by default), and the answer says so.
+    assert len(openai_server.judgement_requests) == 1 and answer.support == "words"
+
+
+def test_the_support_judgement_without_probabilities_falls_back_to_overlap(
+    settings: Settings, openai_server: OpenAIServer
+) -> None:
+    openai_server.enqueue_judgement(Reply(chunks=["Yes"], top_logprobs=_tops(0.95, 0.02)))
+    openai_server.enqueue(Reply(chunks=[ANSWER]))
+    answer = rag.query(SOCHI, settings=dataclasses.replace(settings, support="judge"))
+    # The sentence's judgement went to the server (its cited passage, then the sentence); this server sent no
     # probabilities for it, so word overlap alone decided, and the answer says so.
-    support = openai_server.judgement_requests[-1].body["messages"][-1]["content"]
-    assert len(openai_server.judgement_requests) == 2 and support.startswith(sent[-1]["content"] + "\n\n")
-    assert "Proposed answer: " in support and answer.support == "words"
+    statement = openai_server.judgement_requests[-1].body["messages"][-1]["content"]
+    assert len(openai_server.judgement_requests) == 2 and statement.startswith("Passage: ")
+    assert "Statement: " in statement and not answer.refused and answer.support == "words"
 
 
 def test_without_logprobs_the_word_coverage_gate_decides(settings: Settings, openai_server: OpenAIServer) -> None:

@@ -113,9 +113,9 @@ def test_reply_cut_off_mid_stream_is_never_the_final_answer(
     article_settings: Settings, openai_server: OpenAIServer, broken: Reply
 ) -> None:
     openai_server.enqueue(broken)
-    # Sentences checked by overlap alone are streamed as they pass (with the support judgement they wait for
-    # the whole reply: see the next test).
-    stream = rag.query_stream(QUESTION, settings=_settings(article_settings, openai_server, support="words"))
+    # Sentences checked by overlap alone (the default) are streamed as they pass (with the support judgement
+    # they wait for the whole reply: see the test after the next).
+    stream = rag.query_stream(QUESTION, settings=_settings(article_settings, openai_server))
     shown = "".join(stream)
     answer = stream.answer
 
@@ -136,7 +136,7 @@ def test_a_cut_off_reply_waiting_for_its_support_judgement_shows_nothing_of_it(
     article_settings: Settings, openai_server: OpenAIServer
 ) -> None:
     openai_server.enqueue(Reply(chunks=[GOOD, " They also agreed", " to buy more gas."], drop_after=2))
-    stream = rag.query_stream(QUESTION, settings=_settings(article_settings, openai_server))
+    stream = rag.query_stream(QUESTION, settings=_settings(article_settings, openai_server, support="judge"))
     shown = "".join(stream)
     expected = _extractive(article_settings)
     assert stream.answer.provider == "extractive" and shown == stream.answer.text == expected.text

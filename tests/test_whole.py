@@ -8,7 +8,6 @@ import dataclasses
 from rag import query
 from rag.answer.decide import check_messages
 from rag.answer.plan import make_plan
-from rag.answer.support import support_messages
 from rag.api import open_index
 from rag.config import Settings
 from rag.types import REFUSAL
@@ -22,6 +21,10 @@ INVERTED = "In Sochi, Erdogan and Putin agreed to end the partnership between th
 
 def _local(settings: Settings, **changes: object) -> Settings:
     return dataclasses.replace(settings, provider="local", **changes)  # type: ignore[arg-type]
+
+
+def _judging(settings: Settings) -> Settings:
+    return _local(settings, support="judge")
 
 
 def _prefix(content: str) -> str:
@@ -41,10 +44,10 @@ def test_every_question_about_a_short_document_starts_with_the_same_prompt(artic
     # Same system prompt, same passages before the question: llama.cpp reads that prefix once.
     assert factual.messages[0] == other.messages[0]
     assert _prefix(factual.messages[1]["content"]) == _prefix(other.messages[1]["content"])
-    # The judgements append to the answer's own prompt, so they share its prefix too.
-    for judged in (check_messages(factual.messages), support_messages(factual.messages, "A claim.")):
-        assert judged[0] == factual.messages[0]
-        assert judged[1]["content"].startswith(factual.messages[1]["content"] + "\n\n")
+    # The answerability judgement appends to the answer's own prompt, so it shares its prefix too.
+    judged = check_messages(factual.messages)
+    assert judged[0] == factual.messages[0]
+    assert judged[1]["content"].startswith(factual.messages[1]["content"] + "\n\n")
     # The passages listed with the answer (and quoted by the fallback) are what retrieval found.
     assert 0 < len(factual.evidence) <= settings.top_k < len(factual.passages)
 
@@ -61,17 +64,27 @@ def test_a_sentence_judged_unsupported_is_never_shown(article_settings: Settings
     # Both sentences pass word overlap (the inverted one keeps every name and most words); the model's
     # judgement of each decides: yes for the first, no for the second.
     model = MockModel().judge(0.95).enqueue(f"{AGREED} {INVERTED}").judge(0.9).judge(0.05)
-    answer = query(SOCHI, settings=_local(article_settings), model=model)
+    answer = query(SOCHI, settings=_judging(article_settings), model=model)
     assert not answer.refused and "strengthen the partnership" in answer.text
     assert "end the partnership" not in answer.text and answer.support == "meaning"
-    assert len(model.judged) == 3 and "Proposed answer: " + INVERTED.removesuffix(" [1].") in model.judged[2][1]["content"]
+    # Each sentence is judged against the passage it cites, after the constant instruction.
+    statement = model.judged[2][1]["content"]
+    assert len(model.judged) == 3 and "Statement: " + INVERTED.removesuffix(" [1].") in statement
+    assert "agreed in Sochi" in statement and model.judged[1][0] == model.judged[2][0]
     assert answer.timings.first_shown is not None and answer.timings.support >= 0.0
 
 
 def test_without_probabilities_word_overlap_decides_and_the_answer_says_so(article_settings: Settings) -> None:
     model = MockModel().enqueue(AGREED)  # no judgement queued: the server gives no probabilities
-    answer = query(SOCHI, settings=_local(article_settings), model=model)
+    answer = query(SOCHI, settings=_judging(article_settings), model=model)
     assert not answer.refused and "strengthen the partnership" in answer.text and answer.support == "words"
+    assert len(model.judged) == 2  # it was asked (the answerability judgement, then the sentence's)
+
+
+def test_by_default_overlap_alone_checks_sentences(article_settings: Settings) -> None:
+    model = MockModel().judge(0.95).enqueue(AGREED)
+    answer = query(SOCHI, settings=_local(article_settings), model=model)
+    assert not answer.refused and answer.support == "words" and len(model.judged) == 1
 
 
 def test_a_quote_standing_in_for_the_model_passes_the_same_judgement(article_settings: Settings) -> None:
@@ -79,8 +92,8 @@ def test_a_quote_standing_in_for_the_model_passes_the_same_judgement(article_set
     # answer is the refusal, not a quote that may not answer.
     vague = "Both leaders talked warmly for many long hours about various things [1]."
     model = MockModel().judge(0.95).enqueue(vague).judge(0.05).judge(0.05).judge(0.05)  # a quote may run on
-    answer = query(SOCHI, settings=_local(article_settings), model=model)
+    answer = query(SOCHI, settings=_judging(article_settings), model=model)
     assert answer.refused and answer.text == REFUSAL and answer.citations == [] and len(model.judged) >= 2
     judged_yes = MockModel().judge(0.95).enqueue(vague).judge(0.9).judge(0.9).judge(0.9)
-    quoted = query(SOCHI, settings=_local(article_settings), model=judged_yes)
+    quoted = query(SOCHI, settings=_judging(article_settings), model=judged_yes)
     assert not quoted.refused and quoted.provider == "extractive" and "Sochi" in quoted.text

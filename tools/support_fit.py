@@ -35,7 +35,8 @@ SQUAD = {"normans": "Normans.json", "cct": "Computational_complexity_theory.json
 PER_KIND = 30
 EVERY = int(os.environ.get("SUPPORT_EVERY", "1"))  # every n-th question of a set (2: half, when time is short)
 # One false refusal costs as much as this many right refusals: the stated trade-off of the operating point.
-FALSE_REFUSAL_COST = 2.0
+FALSE_REFUSAL_COST = float(os.environ.get("SUPPORT_FALSE_REFUSAL_COST", "2.0"))
+VARIANT = os.environ.get("SUPPORT_VARIANT", "")  # ".passage": records re-judged against the cited passage
 
 
 def _questions(name: str, where: Path) -> tuple[Any, list[dict[str, Any]]]:
@@ -161,7 +162,7 @@ def utility(f: dict[str, Any]) -> float:
 
 
 def load(name: str) -> list[dict[str, Any]]:
-    path = OUT / f"{name}.jsonl"
+    path = OUT / f"{name}{VARIANT}.jsonl"
     return [json.loads(line) for line in path.open()] if path.exists() else []
 
 

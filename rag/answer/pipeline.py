@@ -141,7 +141,7 @@ def generate(run: Run, model: ChatModel, trace: Trace) -> Generator[str, None, A
             checked = _take(sentence, shown, draft, run, relevance, trace)
             if checked is not None and run.judging:
                 pending.append(checked)
-            elif checked is not None:
+            elif checked is not None and run.supported(checked):  # overlap alone: says so in the answer
                 run.mark_shown()
                 yield (" " if len(draft.kept) > 1 else "") + render_sentence(checked.claim, checked.passages, numbering)
             if len(draft.kept) >= policy.sentences or draft.dropped >= policy.dropped:

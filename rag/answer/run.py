@@ -61,7 +61,7 @@ class Run:
             self.support = self.support or "words"
             return True
         started = time.perf_counter()
-        judged = judge_claim(self.model, self.plan.messages, checked.claim)
+        judged = judge_claim(self.model, checked.passages, checked.claim)
         self.support_seconds += time.perf_counter() - started
         self.trace("support", judged)
         self.support = "meaning" if judged.probability is not None else (self.support or "words")

@@ -1,14 +1,15 @@
 """Support by meaning: before a generated sentence (or a quote standing in for one) is shown, the model's
-P(yes) that the passages state it as an answer to the question.
+P(yes) that the passage it cites states it.
 
 Word overlap (checks.py) passes a sentence that swaps one word for its opposite ("one of the smallest ports"
 for the passage's "largest") or restates a question's false premise, because the words are all there. The
-judgement reads the answer's own prompt (passages, then the question) with one paragraph more
-(`prompts/support_check.txt`): llama.cpp's prompt cache has just read that prompt for the answer, so each
-sentence costs its own ~40 tokens and one generated token. Below the threshold fitted on the tuning split
-(`thresholds.json`, "support") the sentence is not shown. Where the server returns no token probabilities
-(some OpenAI-compatible servers) or `RAG_SUPPORT=words`, the overlap check alone decides, and the answer says
-which ran (`Answer.support`).
+judgement sends the cited passage and the sentence after a constant instruction with four worked examples
+(`prompts/support_system.txt`, cached by llama.cpp across sentences), and a sentence below the threshold fitted
+on the tuning split (`thresholds.json`, "support") is not shown. Asked instead with the answer's own prompt and
+the sentence appended (cheaper: the prompt is cached), the model separated true from swapped sentences worse
+(docs/decisions.md, 2026-12-02). Where the server returns no token probabilities, or `RAG_SUPPORT=words` (the
+default: on held-out pages the judgement did not pay for its ~2 s a sentence), overlap alone decides, and the
+answer says which ran (`Answer.support`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from rag.answer.prompts import render
 from rag.errors import ModelAuthError, ModelError
 from rag.models.chat import ChatModel, Message
+from rag.types import Passage
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +37,20 @@ class Judged:
         return self.probability is None or self.probability >= threshold
 
 
-def support_messages(answer: Sequence[Message], claim: str) -> list[Message]:
-    """The answer's chat with the proposed answer and the yes/no question appended to its last (user) message,
-    so the answer's prompt is a prefix of the judgement's."""
-    *head, last = answer
-    return [*head, {**last, "content": f"{last['content']}\n\n{render('support_check', claim=claim)}"}]
+def support_messages(passages: Sequence[Passage], claim: str) -> list[Message]:
+    """The constant instruction and examples, then the cited passage(s) and the sentence."""
+    text = " ".join(" ".join(p.text.split()) for p in passages)
+    return [
+        {"role": "system", "content": render("support_system")},
+        {"role": "user", "content": render("support_user", passage=text, claim=claim)},
+    ]
 
 
-def judge_claim(model: ChatModel, answer: Sequence[Message], claim: str) -> Judged:
-    """P(yes) that the answer prompt's passages state `claim` as the answer (None: no probabilities, or the
-    request failed; the caller keeps the overlap check's verdict)."""
+def judge_claim(model: ChatModel, passages: Sequence[Passage], claim: str) -> Judged:
+    """P(yes) that `passages` state `claim` (None: no probabilities, or the request failed; the caller keeps the
+    overlap check's verdict)."""
     try:
-        return Judged(claim, model.yes_probability(support_messages(answer, claim)))
+        return Judged(claim, model.yes_probability(support_messages(passages, claim)))
     except ModelAuthError:
         raise
     except ModelError as err:
