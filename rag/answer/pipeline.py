@@ -24,7 +24,7 @@ from rag.answer.checks import Checked, Relevance, check_sentence, says_cant_tell
 from rag.answer.citations import Numbering, marker_numbers, render_sentence, split_complete, strip_markers, unfinished
 from rag.answer.condense import condense
 from rag.answer.decide import decide, fits_question
-from rag.answer.plan import PassageSource, Plan, make_plan, passage_vectors
+from rag.answer.plan import PassageSource, Plan, hold_prefix, make_plan, passage_vectors
 from rag.answer.quotes import adds_to, central, repeats, select_reasons
 from rag.answer.run import Run, Trace, ignore
 from rag.config import Settings
@@ -96,6 +96,8 @@ def respond(plan: Plan, settings: Settings, retriever: PassageSource, model: Cha
     trace = trace or ignore
     trace("plan", plan)
     run = Run(plan, settings, retriever, model, time.perf_counter() if started is None else started, trace)
+    if model is not None:
+        hold_prefix(plan, model)
     run.decision = decide(plan, settings, model)
     trace("decision", run.decision)
     if run.decision.refuse:
