@@ -125,6 +125,18 @@ def test_the_threshold_was_fitted_on_the_tuning_split_only() -> None:
     assert 0.0 < answerability.threshold() < 1.0 and "answerable_check" in data["prompt"]
 
 
+def test_the_whole_document_and_support_thresholds_were_fitted_on_tuning_sets_only() -> None:
+    data = json.loads(answerability.THRESHOLDS.read_text(encoding="utf-8"))
+    fit = data["support_fit"]
+    tuned = fit["fitted_on"].split("never")[0]
+    assert "web_questions" in tuned and "dev_questions" in tuned and "tools/support_fit.py" in tuned
+    for held_out in ("held-out pages", "article questions", "Computational_complexity"):
+        assert held_out not in tuned and held_out in fit["fitted_on"]
+    for name in ("judge_whole", "support"):
+        assert 0.0 < answerability.threshold(name) < 1.0
+    assert "support_system" in fit["prompts"] and "whole_system" in fit["prompts"]
+
+
 def test_the_relevance_cosine_is_fitted_on_tuning_sets_only() -> None:
     import importlib.util
     import inspect
