@@ -46,14 +46,19 @@ def _library(settings: Settings, where: Path) -> tuple[Settings, list[tuple[str,
 
 def _prefixes(settings: Settings, doc_ids: list[str]) -> Figures:
     """Seconds to hold each document's prefix: read fresh, then restored in a restarted server."""
-    from rag.api import load_chat_model, prime_documents
+    from rag.answer.plan import messages
+    from rag.answer.policy import WHOLE_FACTUAL
+    from rag.api import load_chat_model, open_index, prime_documents
+    from rag.models.prefix import prefix_file
     from rag.models.server import local_server
 
     server, model = local_server(settings), load_chat_model(settings)
     if server.slot_dir is None or model is None:
         raise RuntimeError("the local model did not load: no prefix to measure")
-    for old in server.slot_dir.glob("prefix-*.bin"):
-        old.unlink()
+    retriever = open_index(settings)
+    for doc_id in doc_ids:  # these documents' saved prefixes only: a user's others stay
+        prefix = messages("", retriever.document_passages(doc_id)[0], WHOLE_FACTUAL)
+        (server.slot_dir / prefix_file(prefix, server.model_path, server.context)).unlink(missing_ok=True)
     fresh = [_seconds(lambda d=d: prime_documents([d], settings=settings, model=model)) for d in doc_ids]
     server.stop()
     server.restart(server.last_address)
