@@ -141,6 +141,16 @@ SINGLES = (
     ("first token p50, judged minus word gate (s)", "answerability_judge_minus_words_first_token_p50_s"),
     ("  the judgement p50 (s)", "answerability_judge_decide_p50_s"),
     ("  the answer's first token after it p50 (s)", "answerability_judge_after_decide_p50_s"),
+    ("short document read whole: first checked words p50 (s)", "whole_first_words_s_p50"),
+    ("  retrieval path, same questions, same run (s)", "retrieval_first_words_s_p50"),
+    ("  ratio whole / retrieval", "whole_vs_retrieval_first_words_ratio"),
+    ("short document read whole: whole answer p50 (s)", "whole_total_s_p50"),
+    ("  retrieval path, same questions, same run (s)", "retrieval_total_s_p50"),
+    ("  ratio whole / retrieval", "whole_vs_retrieval_total_ratio"),
+    ("  the answerability judgement p50, whole / retrieval (s)", "whole_decide_s_p50"),
+    ("whole-document prefix: read fresh p50 (s)", "whole_prefix_read_s_p50"),
+    ("  restored after a server restart p50 (s)", "whole_prefix_restored_s_p50"),
+    ("  ratio restored / read", "whole_prefix_restored_ratio"),
 )
 
 
