@@ -71,8 +71,9 @@ def _prime(scope: str, settings: Settings, model: Any) -> None:
     # The local server has one slot: while it reads a prompt in the background, a question waits. So only the
     # newest documents asked about (a new read costs 20-70 s on 2 cores; a restored one well under a second).
     newest = ids if ids is not None else [d.id for d in rag.list_documents(settings=settings)]
-    rag.prime_documents(newest[-PRIMED:], settings=settings, model=model)
-    if ids is None or len(ids) > 1:
+    primed = rag.prime_documents(newest[-PRIMED:], settings=settings, model=model)
+    # One short document read whole: its overview prompt starts with the same prefix, nothing more to read.
+    if ids is None or len(ids) > 1 or primed < len(newest[-PRIMED:]):
         rag.prime_overview(ids, settings=settings, model=model)
 
 
