@@ -102,7 +102,8 @@ class Run:
         return Answer(
             text=text,
             citations=[] if refused else numbering.citations(),
-            passages=list(self.plan.evidence),
+            # What retrieval found, and the passages cited beyond it (a document read whole cites any of its own).
+            passages=[*self.plan.evidence, *(p for p in numbering.passages if p not in self.plan.evidence)],
             refused=refused,
             standalone_question=self.plan.question,
             provider=provider,
