@@ -65,7 +65,8 @@ def test_stored_suggestions_are_buttons_and_clicking_one_asks_it(
     assert messages[0]["content"] == SOCHI
     answer = messages[1]["answer"]
     assert not answer.refused and answer.citations and "partnership" in answer.text
-    assert any(r.body.get("messages", [{}])[-1].get("content", "").endswith(SOCHI) for r in openai_server.requests)
+    asked = f"Question: {SOCHI}"  # the question is the user turn's (the answer prompt's form is asked after it)
+    assert any(asked in r.body.get("messages", [{}])[-1].get("content", "") for r in openai_server.requests)
     assert _starters(at) == []  # the chat is no longer empty
 
 

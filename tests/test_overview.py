@@ -122,6 +122,26 @@ def test_overview_is_answered_from_every_passage_and_never_refused(article_setti
     assert any(p in answer.text for p in PARAGRAPHS[1:3]), answer.text
 
 
+def test_a_spread_overview_takes_at_most_two_sentences_from_one_part(article_settings: Settings) -> None:
+    settings = dataclasses.replace(article_settings, provider="local")
+    parts = [p + " " + "More detail about the coast and its history. " * 60 for p in PARAGRAPHS * 10]
+    retriever = Scoped(parts)
+    shown, budget = overview_evidence(retriever, settings) or ([], None)
+    assert budget is SPREAD
+    first = "Lighthouses guided ships along the rocky coast for two centuries"
+    # The model spends every sentence on the opening part: the third one from it is dropped, and the parts no
+    # sentence cites are quoted in its place.
+    model = MockModel().enqueue(f"{first} [1]. More detail about the coast and its history [1]. "
+                                f"{first} and its history [1]. Its history was detailed [1].")  # fmt: skip
+    from rag.answer.pipeline import answer_stream
+
+    answer = answer_stream("Summarize this text.", (), settings=settings, retriever=retriever, model=model).answer
+    assert not answer.refused
+    number = next(i for i, c in enumerate(answer.citations, 1) if c.start == shown[0].start)
+    assert answer.text.count(f"[{number}]") == 2, answer.text
+    assert len({c.start for c in answer.citations}) >= 3, answer.text
+
+
 def test_prime_reads_the_same_prefix_as_an_overview_question(article_settings: Settings) -> None:
     model = MockModel()
     retriever = Scoped(PARAGRAPHS)

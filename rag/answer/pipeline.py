@@ -198,6 +198,7 @@ def _take(sentence: str, shown: list[Passage], draft: _Draft, run: Run, relevanc
     keep = checked is not None and not echo and all(c.claim != checked.claim for c in draft.kept)
     keep = keep and (not policy.relevance or relevance.answers(checked))  # type: ignore[arg-type]
     keep = keep and (not policy.on_topic or relevance.on_topic(checked.claim))  # type: ignore[union-attr]
+    keep = keep and not _crowded(checked, draft.kept, policy.per_passage)  # type: ignore[arg-type]
     if checked is not None and trace is not ignore:
         trace("sentence", SentenceTrace(sentence, checked, keep, relevance.shares_words(checked),
                                         relevance.similarity(checked.claim)))  # fmt: skip
@@ -207,6 +208,11 @@ def _take(sentence: str, shown: list[Passage], draft: _Draft, run: Run, relevanc
         return None
     draft.kept.append(checked)
     return checked
+
+
+def _crowded(checked: Checked, kept: list[Checked], most: int) -> bool:
+    """Every passage `checked` cites already backs `most` kept sentences (`most` 0: never crowded)."""
+    return most > 0 and all(sum(p in c.passages for c in kept) >= most for p in checked.passages)
 
 
 def _supplement(run: Run, kept: list[Checked]) -> list[Checked]:

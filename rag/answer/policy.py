@@ -38,6 +38,7 @@ class Policy:
     keep_fragment: bool = False  # the reply's unfinished last piece is kept (factual replies are often fragments)
     clip_excerpts: bool = False  # each passage's excerpt is held to its share of prompt_chars
     whole: bool = False  # a document read whole: every passage, in document order, the same prompt prefix each time
+    per_passage: int = 0  # a sentence citing only passages that already back this many kept ones is dropped (0: no cap)
 
 
 # Three passages cut to ~1,050 characters keep the uncached prompt near 250 tokens: the first token waits for the
@@ -60,9 +61,11 @@ WHOLE = Policy("overview", passages=0, prompt_passages=1_000_000, prompt_chars=0
                prompt="whole_user_overview", system="whole_system", excerpts=False, quotes="central",
                refusable=False, relevance=False, whole=True)  # fmt: skip
 SPREAD_PASSAGES = 8  # passages shown when the documents don't fit: about 2,400 characters, as many tokens as WHOLE's cap
+# Spread over a long document, the model tends to spend all six sentences on its first parts; two sentences per
+# part at most leaves the rest of the budget to the supplement's quotes from the parts no sentence cites.
 SPREAD = Policy("overview", passages=0, prompt_passages=SPREAD_PASSAGES, prompt_chars=2400, sentences=6, dropped=6,
                 prompt="overview_user", system="overview_system", excerpts=False, quotes="central",
-                refusable=False, relevance=False)  # fmt: skip
+                refusable=False, relevance=False, per_passage=2)  # fmt: skip
 
 
 # A short document read whole (rag.answer.whole): its passages in document order under one system prompt, so
