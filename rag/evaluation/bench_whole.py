@@ -6,7 +6,8 @@ document selected. First each document's whole-document prefix: read fresh (`pri
 saved state is removed), then restored after the server restarts. Then the same questions (the first N
 answerable held-out questions of each) through both paths on the same warm server, alternating, each
 question asked once per path (a repeat would be served by caches): first checked words, whole answer, the
-answerability judgement's and the support judgements' seconds. Ratios are whole / retrieval.
+answerability judgement's and the support judgements' seconds, and the whole path again with each sentence's
+support judged by the model ("judged"). Ratios are whole / retrieval and judged / whole.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def _seconds(work: Any) -> float:
 def _answers(settings: Settings, asked: list[tuple[str, str]]) -> Figures:
     from rag.api import query
 
-    paths = {"whole": settings, "retrieval": dataclasses.replace(settings, whole_documents=False)}
+    paths = {"whole": settings, "retrieval": dataclasses.replace(settings, whole_documents=False),
+             "judged": dataclasses.replace(settings, support="judge")}  # whole, each sentence's support judged
     timings: dict[str, list[Any]] = {name: [] for name in paths}
     for question, _doc in asked:
         for name, chosen in paths.items():
@@ -93,6 +95,7 @@ def _answers(settings: Settings, asked: list[tuple[str, str]]) -> Figures:
         out[f"{name}_answered"] = len(rows)
     for key in ("first_words", "total"):
         out[f"whole_vs_retrieval_{key}_ratio"] = _ratio(p50[f"whole_{key}_s_p50"], p50[f"retrieval_{key}_s_p50"])
+        out[f"judged_vs_whole_{key}_ratio"] = _ratio(p50[f"judged_{key}_s_p50"], p50[f"whole_{key}_s_p50"])
     return {**out, **p50}
 
 
