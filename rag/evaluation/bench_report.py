@@ -149,6 +149,8 @@ SINGLES = (
     ("  ratio whole / retrieval", "whole_vs_retrieval_total_ratio"),
     ("  the answerability judgement p50, whole path (s)", "whole_decide_s_p50"),
     ("  the answerability judgement p50, retrieval path (s)", "retrieval_decide_s_p50"),
+    ("  first checked words, judged minus no judgement, same questions p50 (s)", "whole_judgement_adds_first_words_s_p50"),
+    ("  first checked words without the judgement p50 (s)", "ungated_first_words_s_p50"),
     ("read whole, each sentence's support judged: first checked words p50 (s)", "judged_first_words_s_p50"),
     ("  ratio judged / words only", "judged_vs_whole_first_words_ratio"),
     ("  whole answer p50 (s)", "judged_total_s_p50"),

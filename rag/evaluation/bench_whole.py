@@ -7,7 +7,8 @@ saved state is removed), then restored after the server restarts. Then the same 
 answerable held-out questions of each) through both paths on the same warm server, alternating, each
 question asked once per path (a repeat would be served by caches): first checked words, whole answer, the
 answerability judgement's and the support judgements' seconds, and the whole path again with each sentence's
-support judged by the model ("judged"). Ratios are whole / retrieval and judged / whole.
+support judged by the model ("judged") and without the answerability judgement ("ungated": what the judgement
+adds, paired per question). Ratios are whole / retrieval and judged / whole.
 """
 
 from __future__ import annotations
@@ -78,13 +79,19 @@ def _answers(settings: Settings, asked: list[tuple[str, str]]) -> Figures:
     from rag.api import query
 
     paths = {"whole": settings, "retrieval": dataclasses.replace(settings, whole_documents=False),
-             "judged": dataclasses.replace(settings, support="judge")}  # whole, each sentence's support judged
+             "judged": dataclasses.replace(settings, support="judge"),  # whole, each sentence's support judged
+             "ungated": dataclasses.replace(settings, answerability="words")}  # whole, no answerability judgement
     timings: dict[str, list[Any]] = {name: [] for name in paths}
+    paired: list[float] = []  # per question answered by both: first words judged minus ungated
     for question, _doc in asked:
+        shown: dict[str, float | None] = {}
         for name, chosen in paths.items():
             answer = query(question, settings=chosen)
             if not answer.refused:
                 timings[name].append(answer.timings)
+                shown[name] = answer.timings.first_shown
+        if shown.get("whole") is not None and shown.get("ungated") is not None:
+            paired.append(shown["whole"] - shown["ungated"])  # type: ignore[operator]
     p50: dict[str, float | None] = {}
     out: Figures = {}
     for name, rows in timings.items():
@@ -96,6 +103,7 @@ def _answers(settings: Settings, asked: list[tuple[str, str]]) -> Figures:
     for key in ("first_words", "total"):
         out[f"whole_vs_retrieval_{key}_ratio"] = _ratio(p50[f"whole_{key}_s_p50"], p50[f"retrieval_{key}_s_p50"])
         out[f"judged_vs_whole_{key}_ratio"] = _ratio(p50[f"judged_{key}_s_p50"], p50[f"whole_{key}_s_p50"])
+    out["whole_judgement_adds_first_words_s_p50"] = _p50(paired)
     return {**out, **p50}
 
 
