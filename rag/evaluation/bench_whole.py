@@ -90,8 +90,9 @@ def _answers(settings: Settings, asked: list[tuple[str, str]]) -> Figures:
             if not answer.refused:
                 timings[name].append(answer.timings)
                 shown[name] = answer.timings.first_shown
-        if shown.get("whole") is not None and shown.get("ungated") is not None:
-            paired.append(shown["whole"] - shown["ungated"])  # type: ignore[operator]
+        judged, ungated = shown.get("whole"), shown.get("ungated")
+        if judged is not None and ungated is not None:
+            paired.append(judged - ungated)
     p50: dict[str, float | None] = {}
     out: Figures = {}
     for name, rows in timings.items():
