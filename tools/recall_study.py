@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from rag.config import PROJECT_DIR, Settings
-from rag.evaluation.answers import SHARED, squad_text
+from rag.evaluation.answers import SHARED, load_questions, squad_text
+from rag.models.chat import get_chat_model
 from rag.models.embed import embed_passages, embed_query, get_embedder
 from rag.search.ranking import candidates, ranks, score_fusion
 from rag.search.retriever import Retriever
@@ -67,7 +68,7 @@ def fused_order(cosines: np.ndarray, lexical: np.ndarray, k: int = 12) -> list[i
     return sorted(fused, key=lambda i: (-fused[i], i))[:k]
 
 
-def sentence_max(passages: Sequence[Passage], embedder: Any) -> list[np.ndarray]:
+def sentence_vectors(passages: Sequence[Passage], embedder: Any) -> list[np.ndarray]:
     """Per passage, the (m, dim) vectors of its sentences."""
     out = []
     for p in passages:
@@ -114,7 +115,7 @@ class Library:
         self.lexical = build.lexical.scores
         self.vectors = np.stack([np.asarray(v, dtype=np.float32) for v in self.retriever.passage_vectors(self.passages)])
         self.embedder = get_embedder(settings)
-        self.sentences = sentence_max(self.passages, self.embedder)
+        self.sentences = sentence_vectors(self.passages, self.embedder)
         self.where = {(p.source, p.start, p.end): i for i, p in enumerate(self.passages)}
 
     def ranks(self, question: str, match: Match, model: Any) -> dict[str, int | None]:
@@ -165,20 +166,16 @@ def squad_sets(settings: Settings, where: Path, hyde: int, model: Any) -> dict[s
     return out
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def article_sets(settings: Settings, where: Path, hyde: int, model: Any) -> dict[str, Any]:
     """The default article searched as passages (as a long document would be): dev questions and their
     rewordings (tuning), the shared article questions and their rewordings (held-out)."""
     local = dataclasses.replace(settings, index_dir=where / "article", chroma_host=None, collection="study")
     library = Library(local, [SHARED / "corpus" / "turkey-russia-article.txt"])
     data = PROJECT_DIR / "tests" / "data"
-    shared = [r for r in _rows(SHARED / "eval" / "article_questions.jsonl") if r.get("answerable")]
-    para = [r for r in _rows(data / "paraphrases.jsonl") if r.get("answerable")]
+    shared = [r for r in load_questions(SHARED / "eval" / "article_questions.jsonl") if r.get("answerable")]
+    para = [r for r in load_questions(data / "paraphrases.jsonl") if r.get("answerable")]
     sets = {
-        "article: dev (tuning)": [r for r in _rows(data / "dev_questions.jsonl") if r.get("answerable")],
+        "article: dev (tuning)": [r for r in load_questions(data / "dev_questions.jsonl") if r.get("answerable")],
         "article: dev rewordings (tuning)": [r for r in para if not r["of"].startswith("pub")],
         "article: shared questions (held-out)": shared,
         "article: shared rewordings (held-out)": [r for r in para if r["of"].startswith("pub")],
@@ -191,7 +188,7 @@ def web_sets(settings: Settings, where: Path, hyde: int, model: Any) -> dict[str
     """The twelve saved pages added by URL into one library, every page searched (as users ask)."""
     from rag.evaluation.web_pages import PAGES, WEB_QUESTIONS, serve
 
-    rows = [r for r in _rows(WEB_QUESTIONS) if r["kind"] == "answerable" and r.get("evidence")]
+    rows = [r for r in load_questions(WEB_QUESTIONS) if r["kind"] == "answerable" and r.get("evidence")]
     local = dataclasses.replace(settings, index_dir=where / "web", chroma_host=None, collection="study")
     with serve(PAGES) as base:
         library = Library(local, [f"{base}/{page}.html" for page in sorted({r["page"] for r in rows})])
@@ -207,15 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hyde", type=int, default=0, help="questions per article also searched with HyDE")
     parser.add_argument("--sets", default="article,web,squad", help="of: " + ", ".join(SETS))
-    parser.add_argument("--json", type=Path, default=Path("results/recall-study.json"))
+    parser.add_argument("--json", type=Path, default=Path("eval-results/recall-study.json"))
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    model: Callable[..., Any] | None = None
-    if args.hyde:
-        from rag.models.chat import get_chat_model
-
-        # One sentence is all HyDE needs; a stream cut short would still run to max_tokens on the server.
-        model = get_chat_model(dataclasses.replace(settings, max_answer_tokens=60))  # type: ignore[assignment]
+    # One sentence is all HyDE needs; a stream cut short would still run to max_tokens on the server.
+    model = get_chat_model(dataclasses.replace(settings, max_answer_tokens=60)) if args.hyde else None
     out: dict[str, Any] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="recall-") as tmp:
