@@ -70,6 +70,7 @@ def _questions(name: str, where: Path) -> tuple[Any, list[dict[str, Any]]]:
 
 def collect(name: str) -> None:
     """Append one record per question of set `name` to $OUT/<name>.jsonl (questions already there are skipped)."""
+    from rag.answer.decide import baseline
     from rag.answer.pipeline import answer_stream
     from rag.answer.plan import prime_documents
     from rag.api import load_chat_model, open_index
@@ -93,13 +94,34 @@ def collect(name: str) -> None:
             stream = answer_stream(row["question"], history, settings=settings, retriever=retriever, model=model,
                                    trace=lambda n, v, into=events: into.append((n, v)))  # fmt: skip
             answer = stream.answer
-            with out.open("a") as f:
-                f.write(json.dumps(record(row, events, answer)) + "\n")
+            plan = next(v for n, v in events if n == "plan")
+            with out.open("a") as f:  # the content-free P(yes) right after: its prefix is still cached
+                f.write(json.dumps({**record(row, events, answer), "baseline": baseline(model, plan)}) + "\n")
             print(f"{name} {i + 1}/{len(rows)} {answer.timings.total:.1f}s", flush=True)
+
+
+def probe(name: str) -> None:
+    """Add the content-free P(yes) (`decide.baseline`) to records collected before it was recorded. The plan is
+    made again from the question as asked (a question with history is planned without its condensing)."""
+    from rag.answer.decide import baseline
+    from rag.answer.plan import make_plan
+    from rag.api import load_chat_model, open_index
+
+    path = OUT / f"{name}.jsonl"
+    recs = [json.loads(line) for line in path.open()]
+    with tempfile.TemporaryDirectory(prefix="support-fit-") as tmp:
+        settings, _ = _questions(name, Path(tmp))
+        retriever, model = open_index(settings), load_chat_model(settings)
+        for i, rec in enumerate(recs):
+            if "baseline" not in rec and rec["p_judge"] is not None and model is not None:
+                rec["baseline"] = baseline(model, make_plan(rec["question"], retriever, settings))
+                print(f"{name} probe {i + 1}/{len(recs)}", flush=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
 
 
 def record(row: dict[str, Any], events: list[tuple[str, Any]], answer: Any) -> dict[str, Any]:
     from rag.answer.citations import strip_markers
+    from rag.answer.decide import question_coverage
 
     plan = next(v for n, v in events if n == "plan")
     decision = next(v for n, v in events if n == "decision")
@@ -109,6 +131,7 @@ def record(row: dict[str, Any], events: list[tuple[str, Any]], answer: Any) -> d
     for claim, _ in judged:
         rest = rest.replace(" ".join(claim.split()), "")
     t = answer.timings
+    scores = [p.score for p in plan.evidence]
     return {
         "id": row.get("id", ""), "question": row["question"], "answerable": bool(row["answerable"]),
         "kind": row.get("kind", ""), "words": row.get("words", []), "golds": row.get("golds", []),
@@ -116,6 +139,9 @@ def record(row: dict[str, Any], events: list[tuple[str, Any]], answer: Any) -> d
         "policy": plan.policy.kind, "judged": judged, "quoted": rest.strip(" .") != "" and not answer.refused,
         "refused": answer.refused, "text": text, "first_token": t.first_token, "first_shown": t.first_shown,
         "total": t.total, "support_seconds": t.support, "decide_seconds": t.decide,
+        "coverage": question_coverage(plan.question, plan.sources, plan.names).ratio,
+        "top_score": scores[0] if scores else None,
+        "margin": scores[0] - scores[1] if len(scores) > 1 else None,
     }  # fmt: skip
 
 
@@ -256,6 +282,9 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["collect"]:
         for set_name in sys.argv[2:]:
             collect(set_name)
+    elif sys.argv[1:2] == ["probe"]:
+        for set_name in sys.argv[2:]:
+            probe(set_name)
     elif sys.argv[1:2] == ["fit"]:
         fit("--write" in sys.argv)
         fit_combined()

@@ -23,13 +23,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
-from rag.answer.plan import Plan
+from rag.answer.plan import Plan, messages
 from rag.answer.prompts import render
 from rag.answer.terms import asks_amount, asks_date, content_stems, name_stems, names, numbers, stem, stem_in
 from rag.config import Settings
@@ -47,7 +49,7 @@ _MONTH = re.compile(r"\b(January|February|March|April|May|June|July|August|Septe
 @dataclass(frozen=True)
 class Decision:
     refuse: bool
-    reason: str  # "no passages", "names absent", "judged", "word coverage", "not refusable"
+    reason: str  # "no passages", "names absent", "combined", "judged", "word coverage", "not refusable"
     probability: float | None = None  # the judgement's P(yes), when it ran
     seconds: float = 0.0
 
@@ -77,10 +79,89 @@ def _decide(plan: Plan, model: ChatModel | None, settings: Settings) -> Decision
     if question_coverage(plan.question, plan.sources, plan.names).missing_names:
         return Decision(True, "names absent")
     probability = judge(model, plan.messages) if model is not None else None
+    combined = fitted_decision() if settings.judge_threshold is None else None
+    if probability is not None and combined is not None:
+        values = signals(plan, probability, baseline(model, plan) if model is not None else None)
+        return Decision(combined.probability(values) < combined.cut, "combined", probability)
     if probability is not None:  # the whole-document prompt reads differently: its own threshold
         name = "judge_whole" if plan.policy.whole else "judge"
         return Decision(probability < cutoff(settings, name), "judged", probability)
     return Decision(refusal_before(plan.question, plan.sources, plan.names) is not None, "word coverage")
+
+
+# What one answer-or-refuse decision may combine, all known before anything is generated (tools/decision_fit.py
+# fits a logistic model over them on the tuning split).
+SIGNALS = ("p_judge", "calibrated", "coverage", "margin", "open", "whole")
+
+
+def signals(plan: Plan, probability: float, base: float | None) -> dict[str, float]:
+    """The decision's signals for `plan`, its answerability P(yes) and the content-free P(yes) `base`."""
+    scores = [p.score for p in plan.evidence]
+    margin = scores[0] - scores[1] if len(scores) > 1 else None
+    coverage = question_coverage(plan.question, plan.sources, plan.names).ratio
+    return signal_values(probability, base, coverage, margin, plan.policy.kind, plan.policy.whole)
+
+
+def signal_values(probability: float, base: float | None, coverage: float, margin: float | None, kind: str,
+                  whole: bool) -> dict[str, float]:  # fmt: skip
+    # P(yes) as log-odds: the logistic model is then linear in what the model itself is sure of; "calibrated" is
+    # that less the log-odds for the content-free question over the same passages (0 when there is none).
+    judged = _logit(probability)
+    return {"p_judge": judged, "calibrated": judged - _logit(base) if base is not None else 0.0,
+            "coverage": coverage, "margin": margin or 0.0, "open": float(kind == "open"),
+            "whole": float(whole)}  # fmt: skip
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class Combined:
+    """A logistic model of "the passages answer the question" over SIGNALS, and the cut below which to refuse."""
+
+    weights: dict[str, float]
+    bias: float
+    cut: float
+
+    def probability(self, values: dict[str, float]) -> float:
+        z = self.bias + sum(w * values[name] for name, w in self.weights.items())
+        return 1 / (1 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+@functools.cache
+def fitted_decision() -> Combined | None:
+    """The combined decision fitted on the tuning split (thresholds.json "decision"), or None: one threshold on
+    P(yes) then decides."""
+    fitted = json.loads(THRESHOLDS.read_text(encoding="utf-8")).get("decision")
+    if fitted is None:
+        return None
+    weights = dict(zip(fitted["signals"], map(float, fitted["weights"]), strict=True))
+    return Combined(weights, float(fitted["bias"]), float(fitted["cut"]))
+
+
+# A question with no content. The model's P(yes) for it over the same passages is their own lean toward "yes",
+# which differs from one document to the next by more than between its answerable and unanswerable questions
+# (contextual calibration: Zhao et al., "Calibrate Before Use", ICML 2021).
+CONTENT_FREE = "N/A"
+
+
+def baseline(model: ChatModel, plan: Plan) -> float | None:
+    """P(yes) for the content-free question over `plan`'s passages (cached: a document read whole asks it once)."""
+    # Keyed by the model object (hashed by identity) and the prompt: another model or other passages ask again.
+    return _baseline(cast(Hashable, model), json.dumps(check_messages(messages(CONTENT_FREE, plan.shown, plan.policy))))
+
+
+@functools.lru_cache(maxsize=64)
+def _baseline(model: Hashable, chat: str) -> float | None:
+    try:
+        return cast(ChatModel, model).yes_probability(json.loads(chat))
+    except ModelAuthError:
+        raise
+    except ModelError as err:
+        log.warning("content-free judgement failed: %s", err)
+        return None
 
 
 @functools.cache
