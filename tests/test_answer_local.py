@@ -137,7 +137,7 @@ def _reworded(of: str) -> list[dict[str, object]]:
 
 
 def _refused_before_generating(question: str, settings: Settings) -> bool:
-    """The pipeline's answerability decision (names absent, else the model's judgement over the answer's prompt)."""
+    """The pipeline's answerability decision (names absent, else the fitted decision over the model's judgement)."""
     from rag.answer.decide import decide
     from rag.answer.plan import make_plan
     from rag.models.chat import get_chat_model
@@ -145,7 +145,7 @@ def _refused_before_generating(question: str, settings: Settings) -> bool:
 
     plan = make_plan(question, open_retriever(settings), settings)
     decision = decide(plan, settings, get_chat_model(settings))
-    assert decision.reason in ("judged", "names absent")
+    assert decision.reason in ("combined", "judged", "names absent")
     return decision.refuse
 
 

@@ -84,7 +84,11 @@ def test_a_high_probability_answers(settings: Settings, openai_server: OpenAISer
     assert judged[-1]["content"].endswith(render("answerable_check"))
     assert SOCHI in sent[-1]["content"] and "agreed in Sochi" in sent[-1]["content"]
     # Sentences are checked by word overlap (the support judgement is off by default), and the answer says so.
-    assert len(openai_server.judgement_requests) == 1 and answer.support == "words"
+    # Besides the judgement, at most the content-free one the combined decision calibrates it with (once per
+    # prompt and model: it may come from an earlier test's cache).
+    asked = [r.body["messages"][-1]["content"] for r in openai_server.judgement_requests]
+    assert len(asked) <= 2 and all(answerability.CONTENT_FREE in a and SOCHI not in a for a in asked[1:])
+    assert answer.support == "words"
 
 
 def test_the_support_judgement_without_probabilities_falls_back_to_overlap(
@@ -95,8 +99,9 @@ def test_the_support_judgement_without_probabilities_falls_back_to_overlap(
     answer = rag.query(SOCHI, settings=dataclasses.replace(settings, support="judge"))
     # The sentence's judgement went to the server (its cited passage, then the sentence); this server sent no
     # probabilities for it, so word overlap alone decided, and the answer says so.
-    statement = openai_server.judgement_requests[-1].body["messages"][-1]["content"]
-    assert len(openai_server.judgement_requests) == 2 and statement.startswith("Passage: ")
+    asked = [r.body["messages"][-1]["content"] for r in openai_server.judgement_requests]
+    statement = asked[-1]
+    assert len([a for a in asked if a.startswith("Passage: ")]) == 1 and statement.startswith("Passage: ")
     assert "Statement: " in statement and not answer.refused and answer.support == "words"
 
 
@@ -170,7 +175,8 @@ def test_judged_by_default(article_settings: Settings, openai_server: OpenAIServ
         openai_model="test-model", request_timeout=5.0, max_retries=0,
     )  # fmt: skip
     openai_server.enqueue_judgement(Reply(chunks=["No"], top_logprobs=_tops(0.05, 0.9)))
-    assert rag.query(SOCHI, settings=defaults).refused and len(openai_server.judgement_requests) == 1
+    assert rag.query(SOCHI, settings=defaults).refused
+    assert sum(SOCHI in r.body["messages"][-1]["content"] for r in openai_server.judgement_requests) == 1
 
 
 def test_the_word_check_asks_no_judgement(settings: Settings, openai_server: OpenAIServer) -> None:

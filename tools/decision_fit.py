@@ -1,6 +1,6 @@
 """Fit one answer-or-refuse decision over several signals, from the records `tools/support_fit.py collect` wrote.
 
-    python tools/decision_fit.py [--write]
+    python tools/decision_fit.py [--signals=p_judge,calibrated,...] [--write]
 
 Each record holds what the decision sees before anything is generated (`rag.answer.decide.signals`): the
 answerability P(yes), question-word coverage, the retrieval margin, the question's kind and whether the document
@@ -128,8 +128,19 @@ def report(sets: dict[str, list[Rec]], rule: Callable[[Rec], bool]) -> dict[str,
     return out
 
 
-def main(write: bool) -> None:
-    from rag.answer.decide import SIGNALS
+def auroc(recs: Sequence[Rec], names: Sequence[str], weights: Sequence[float]) -> float | None:
+    """How well the model's probability ranks answerable above unanswerable questions (ties count half)."""
+    scored = [(probability(weights, v), r["answerable"]) for r in recs if (v := vector(r, names)) is not None]
+    pos, neg = [p for p, a in scored if a], [p for p, a in scored if not a]
+    if not pos or not neg:
+        return None
+    return round(sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / len(pos) / len(neg), 3)
+
+
+def main(write: bool, chosen: Sequence[str] | None) -> None:
+    from rag.answer.decide import SIGNALS as CANDIDATES
+
+    SIGNALS = tuple(chosen or CANDIDATES)  # noqa: N806 - the signals this fit uses: all candidates, or --signals
 
     sets = {n: [with_signals(r) for r in load(n) if "coverage" in r] for n in (*TUNING, *HELD_OUT)}
     print("shipped threshold", json.dumps(report(sets, shipped)))
@@ -137,6 +148,7 @@ def main(write: bool) -> None:
     print(f"all signals {dict(zip(SIGNALS, (round(w, 3) for w in weights), strict=False))} "
           f"bias {weights[-1]:.3f} cut {cut}")  # fmt: skip
     print("  ", json.dumps(report(sets, refuser(SIGNALS, weights, cut))))
+    print("   AUROC", {n: auroc(sets[n], SIGNALS, weights) for n in (*TUNING, *HELD_OUT)})
     for left in SIGNALS:
         names = [n for n in SIGNALS if n != left]
         w, c = fit(names, sets)
@@ -145,7 +157,9 @@ def main(write: bool) -> None:
         path = ROOT / "rag" / "answer" / "thresholds.json"
         data = json.loads(path.read_text(encoding="utf-8"))
         data["decision"] = {
-            "fitted_on": "tuning split only: " + ", ".join(TUNING) + " (tools/decision_fit.py)",
+            "fitted_on": "tuning split only: " + ", ".join(TUNING) + " (tools/decision_fit.py, records of "
+                         "tools/support_fit.py); never " + ", ".join(HELD_OUT),  # fmt: skip
+            "model": "qwen2.5-coder-1.5b-instruct-q4_k_m (local llama.cpp server)",
             "fitted_at": datetime.now(UTC).date().isoformat(),
             "criterion": f"logistic model of answerable; cut = max over tuning sets of refusals right - "
                          f"{FALSE_REFUSAL_COST} x false refusals",  # fmt: skip
@@ -156,4 +170,5 @@ def main(write: bool) -> None:
 
 
 if __name__ == "__main__":
-    main("--write" in sys.argv)
+    picked = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--signals=")), None)
+    main("--write" in sys.argv, picked)

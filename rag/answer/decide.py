@@ -6,10 +6,12 @@ Before generating (`decide`), in order:
    about an article that never names him). Needs no model.
 3. With a model that returns token probabilities (llama.cpp's server, OpenAI) and a message about the document:
    the model reads the answer's own prompt with one more paragraph asking yes or no
-   (`prompts/answerable_check.txt`), and P(yes) / (P(yes) + P(no)) below a threshold fitted on the tuning split
-   (`thresholds.json` says where and when) means refuse. Everything before that paragraph is the answer's prompt
-   token for token, so llama.cpp's prompt cache reads it once for both: the judgement costs ~20 prompt tokens and
-   one generated token.
+   (`prompts/answerable_check.txt`), giving P(yes) / (P(yes) + P(no)). Everything before that paragraph is the
+   answer's prompt token for token, so llama.cpp's prompt cache reads it once for both: the judgement costs ~20
+   prompt tokens and one generated token. The same is asked for a content-free question over the same passages
+   (once per prompt), and a logistic model over SIGNALS, fitted on the tuning split (`thresholds.json`
+   "decision" says where and when), refuses below its cut. A threshold given in the settings, or no fitted
+   model, means one threshold on P(yes) per path instead.
 4. Otherwise (no model, no probabilities, `RAG_ANSWERABILITY=words`, or a message the kind model calls "other",
    for which a yes/no about the passages means nothing): word coverage, fewer than MIN_COVERAGE of the question's
    meaningful words in the documents means refuse.
@@ -81,7 +83,8 @@ def _decide(plan: Plan, model: ChatModel | None, settings: Settings) -> Decision
     probability = judge(model, plan.messages) if model is not None else None
     combined = fitted_decision() if settings.judge_threshold is None else None
     if probability is not None and combined is not None:
-        values = signals(plan, probability, baseline(model, plan) if model is not None else None)
+        asks = "calibrated" in combined.weights and model is not None  # one more request: only when it weighs
+        values = signals(plan, probability, baseline(model, plan) if asks and model is not None else None)
         return Decision(combined.probability(values) < combined.cut, "combined", probability)
     if probability is not None:  # the whole-document prompt reads differently: its own threshold
         name = "judge_whole" if plan.policy.whole else "judge"
