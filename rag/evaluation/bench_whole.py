@@ -8,7 +8,8 @@ answerable held-out questions of each) through both paths on the same warm serve
 question asked once per path (a repeat would be served by caches): first checked words, whole answer, the
 answerability judgement's and the support judgements' seconds, and the whole path again with each sentence's
 support judged by the model ("judged") and without the answerability judgement ("ungated": what the judgement
-adds, paired per question). Ratios are whole / retrieval and judged / whole.
+adds, paired per question), and both paths with one threshold on P(yes) rather than the combined decision
+("single", "retrieval_single": what the content-free judgement adds, paired per question). Ratios are whole / retrieval and judged / whole.
 """
 
 from __future__ import annotations
@@ -76,13 +77,19 @@ def _seconds(work: Any) -> float:
 
 
 def _answers(settings: Settings, asked: list[tuple[str, str]]) -> Figures:
+    from rag.answer.decide import threshold
     from rag.api import query
 
-    paths = {"whole": settings, "retrieval": dataclasses.replace(settings, whole_documents=False),
+    retrieval = dataclasses.replace(settings, whole_documents=False)
+    paths = {"whole": settings, "retrieval": retrieval,
              "judged": dataclasses.replace(settings, support="judge"),  # whole, each sentence's support judged
-             "ungated": dataclasses.replace(settings, answerability="words")}  # whole, no answerability judgement
+             "ungated": dataclasses.replace(settings, answerability="words"),  # whole, no answerability judgement
+             # One threshold on P(yes) instead of the combined decision (which also asks a content-free question).
+             "single": dataclasses.replace(settings, judge_threshold=threshold("judge_whole")),
+             "retrieval_single": dataclasses.replace(retrieval, judge_threshold=threshold("judge"))}  # fmt: skip
     timings: dict[str, list[Any]] = {name: [] for name in paths}
     paired: list[float] = []  # per question answered by both: first words judged minus ungated
+    combined: dict[str, list[float]] = {"whole": [], "retrieval": []}  # first words: combined minus single
     for question, _doc in asked:
         shown: dict[str, float | None] = {}
         for name, chosen in paths.items():
@@ -93,6 +100,10 @@ def _answers(settings: Settings, asked: list[tuple[str, str]]) -> Figures:
         judged, ungated = shown.get("whole"), shown.get("ungated")
         if judged is not None and ungated is not None:
             paired.append(judged - ungated)
+        for name, single in (("whole", "single"), ("retrieval", "retrieval_single")):
+            with_it, without = shown.get(name), shown.get(single)
+            if with_it is not None and without is not None:
+                combined[name].append(with_it - without)
     p50: dict[str, float | None] = {}
     out: Figures = {}
     for name, rows in timings.items():
@@ -105,6 +116,8 @@ def _answers(settings: Settings, asked: list[tuple[str, str]]) -> Figures:
         out[f"whole_vs_retrieval_{key}_ratio"] = _ratio(p50[f"whole_{key}_s_p50"], p50[f"retrieval_{key}_s_p50"])
         out[f"judged_vs_whole_{key}_ratio"] = _ratio(p50[f"judged_{key}_s_p50"], p50[f"whole_{key}_s_p50"])
     out["whole_judgement_adds_first_words_s_p50"] = _p50(paired)
+    for name, diffs in combined.items():
+        out[f"{name}_combined_decision_adds_first_words_s_p50"] = _p50(diffs)
     return {**out, **p50}
 
 
