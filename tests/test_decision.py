@@ -72,3 +72,17 @@ def test_the_combined_decision_was_fitted_on_tuning_sets_only() -> None:
     assert set(fitted["signals"]) <= set(decide.SIGNALS) and len(fitted["weights"]) == len(fitted["signals"])
     assert fitted["fitted_at"] and 0.0 < fitted["cut"] < 1.0
     assert decide.fitted_decision() is not None
+
+
+@pytest.mark.server
+def test_without_a_content_free_probability_one_threshold_decides(
+    settings: Settings, openai_server: OpenAIServer
+) -> None:
+    decide._baseline.cache_clear()  # an earlier test's content-free judgement of the same prompt would be reused
+    openai_server.enqueue_judgement(Reply(chunks=["Yes"], top_logprobs=[("Yes", math.log(0.95)), ("No", -4.0)]))
+    plan = make_plan(SOCHI, open_index(settings), settings)
+    decision = decide.decide(plan, settings, get_chat_model(settings))
+    # The content-free request got a reply without probabilities: the combined model never saw that case.
+    assert decision.reason == "judged" and not decision.refuse and (decision.probability or 0.0) > 0.9
+    fitted = decide.fitted_decision()
+    assert len(openai_server.judgement_requests) == (2 if fitted and "calibrated" in fitted.weights else 1)

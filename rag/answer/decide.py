@@ -82,10 +82,12 @@ def _decide(plan: Plan, model: ChatModel | None, settings: Settings) -> Decision
         return Decision(True, "names absent")
     probability = judge(model, plan.messages) if model is not None else None
     combined = fitted_decision() if settings.judge_threshold is None else None
-    if probability is not None and combined is not None:
-        asks = "calibrated" in combined.weights and model is not None  # one more request: only when it weighs
-        values = signals(plan, probability, baseline(model, plan) if asks and model is not None else None)
-        return Decision(combined.probability(values) < combined.cut, "combined", probability)
+    if probability is not None and combined is not None and model is not None:
+        # One more request, only when its signal weighs; if it fails, the model was not fitted for that case.
+        base = baseline(model, plan) if "calibrated" in combined.weights else None
+        if base is not None or "calibrated" not in combined.weights:
+            values = signals(plan, probability, base)
+            return Decision(combined.probability(values) < combined.cut, "combined", probability)
     if probability is not None:  # the whole-document prompt reads differently: its own threshold
         name = "judge_whole" if plan.policy.whole else "judge"
         return Decision(probability < cutoff(settings, name), "judged", probability)
@@ -145,8 +147,7 @@ def fitted_decision() -> Combined | None:
 
 
 # A question with no content. The model's P(yes) for it over the same passages is their own lean toward "yes",
-# which differs from one document to the next by more than between its answerable and unanswerable questions
-# (contextual calibration: Zhao et al., "Calibrate Before Use", ICML 2021).
+# which differs from one document to the next (contextual calibration: Zhao et al., "Calibrate Before Use", ICML 2021).
 CONTENT_FREE = "N/A"
 
 
