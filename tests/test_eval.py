@@ -151,3 +151,21 @@ def test_web_eval_adds_the_pages_by_url_and_scores_each_split(tmp_path: Path) ->
     # Every cited passage is a real slice of a page the server served: the checks re-run on the final text.
     assert all(ok in (True, False) for r in details for ok in r["checks"])
     assert any(not r["refused"] for r in details)  # something was answered from the pages added by URL
+
+
+def test_a_false_premise_counts_as_corrected_only_with_the_twins_answer_and_evidence() -> None:
+    from rag.evaluation.web_pages import corrects
+    from rag.types import Answer, Citation
+
+    twin = {"answer_any": [["ledger"]], "evidence": ["my favorite actor - Heath Ledger"]}
+    question = "Why did Joaquin Phoenix say he was standing on the shoulders of Jack Nicholson?"
+    passage = "I am standing on the shoulders of my favorite actor - Heath Ledger, he said."
+    cite = Citation(1, "page", passage, 0, len(passage))
+    assert corrects(Answer("He paid tribute to Heath Ledger, not Jack Nicholson. [1]", [cite]), question, twin)
+    assert not corrects(Answer("He admired Jack Nicholson. [1]", [cite]), question, twin)  # the premise restated
+    assert not corrects(Answer("He paid tribute to Heath Ledger."), question, twin)  # nothing cited
+    assert not corrects(Answer("The article doesn't say.", refused=True), question, twin)
+    # The twin's answer word is in the question itself: restating the question would pass, so it never counts.
+    parasite = {"answer_any": [["parasite"]], "evidence": ["Parasite"]}
+    won = Citation(1, "page", "Parasite was the upset winner", 0, 29)
+    assert not corrects(Answer("Parasite won. [1]", [won]), "Which film won before Parasite did?", parasite)

@@ -72,6 +72,8 @@ WEB_COLUMNS = {
     "refusals_right": "refusals right",
     "refusals_right_not_covered": "not covered refused",
     "refusals_right_false_premise": "false premise refused",
+    "corrected_false_premise": "false premise corrected",
+    "refused_or_corrected_false_premise": "false premise refused or corrected",
     "false_refusals": "false refusals",
     "citations_ok": "citations ok",
     "wrong_page": "wrong page",

@@ -77,7 +77,6 @@ def score_one(row: dict[str, Any], answer: Answer, source_text: str, secrets: Se
               unsupported: int = 0) -> dict[str, Any]:  # fmt: skip
     """The per-question record the aggregate is computed from."""
     text = strip_markers(answer.text)
-    cited = " \n".join(_norm(c.text) for c in answer.citations)
     record: dict[str, Any] = {
         "id": row.get("id", ""),
         "question": row["question"],
@@ -95,9 +94,15 @@ def score_one(row: dict[str, Any], answer: Answer, source_text: str, secrets: Se
         "support": answer.support,
     }
     if row["answerable"]:
-        record["evidence"] = (not answer.refused) and any(_norm(e) in cited for e in row.get("evidence", []))
+        record["evidence"] = cites_evidence(answer, row.get("evidence", []))
         record["answer_any"] = (not answer.refused) and has_answer_words(row.get("answer_any", []), text)
     return record
+
+
+def cites_evidence(answer: Answer, evidence: Sequence[str]) -> bool:
+    """Not refused, and a cited passage holds one of the `evidence` substrings (whitespace and case aside)."""
+    cited = " \n".join(_norm(c.text) for c in answer.citations)
+    return not answer.refused and any(_norm(e) in cited for e in evidence)
 
 
 def has_answer_words(groups: Sequence[Sequence[str]], text: str) -> bool:

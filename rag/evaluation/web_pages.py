@@ -29,7 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rag.answer.citations import strip_markers
 from rag.config import PROJECT_DIR, Settings
+from rag.evaluation import answers as scoring
 from rag.evaluation.answers import SHARED, aggregate, ask, load_questions, score_one, secrets_of, write_details
 from rag.types import Answer
 
@@ -75,14 +77,28 @@ def evaluate(settings: Settings, rows: list[dict[str, Any]], where: Path) -> lis
     retriever = open_index(library)
     texts = {page: retriever.document_text(doc) for page, doc in ids.items()}
     secrets = secrets_of(library)
+    twins = {r["id"]: r for r in load_questions(WEB_QUESTIONS)}
     records = []
     for row in rows:
         answer, unsupported = ask(row["question"], library)
         record = score_one(row, answer, texts[row["page"]], secrets, unsupported)
         record.update(split=row["split"], kind=row["kind"], page=row["page"],
                       wrong_page=_cites_another(answer, ids[row["page"]]))  # fmt: skip
+        if row["kind"] == "false_premise":
+            record["corrected"] = corrects(answer, row["question"], twins[row["twin_of"]])
         records.append(record)
     return records
+
+
+def corrects(answer: Answer, question: str, twin: dict[str, Any]) -> bool:
+    """A false premise answered with what the page says instead: the answer holds the answerable twin's answer
+    words and cites its evidence. Only where some group of the twin's answer words is absent from the question
+    itself (else restating the question would pass: "Which film won before Parasite?" and answer "parasite")."""
+    groups = twin.get("answer_any", [])
+    low = question.lower()
+    if not any(all(alt.lower() not in low for alt in group) for group in groups):
+        return False
+    return scoring.has_answer_words(groups, strip_markers(answer.text)) and scoring.cites_evidence(answer, twin.get("evidence", []))
 
 
 def _cites_another(answer: Answer, doc_id: str) -> bool:
@@ -99,6 +115,11 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         for kind in KINDS[1:]:
             picked = [r for r in rows if r["kind"] == kind]
             summary[f"refusals_right_{kind}"] = round(sum(r["refused"] for r in picked) / len(picked), 3) if picked else None
+        premises = [r for r in rows if r["kind"] == "false_premise" and "corrected" in r]
+        if premises:  # the issue's aim for a false premise: refused, or what the page says instead
+            summary["corrected_false_premise"] = round(sum(r["corrected"] for r in premises) / len(premises), 3)
+            summary["refused_or_corrected_false_premise"] = round(
+                sum(r["refused"] or r["corrected"] for r in premises) / len(premises), 3)
         answered = [r for r in rows if not r["refused"]]
         summary["wrong_page"] = sum(r["wrong_page"] for r in answered)
         out[split] = summary
@@ -123,7 +144,8 @@ def run_web_eval(settings: Settings, provider: str, json_path: Path | None = Non
 
 def print_table(result: dict[str, Any]) -> None:
     keys = ["questions", "evidence", "answer_any", "refusals_right", "refusals_right_not_covered",
-            "refusals_right_false_premise", "false_refusals", "citations_ok", "wrong_page", "leaks", "unsupported_shown",
+            "refusals_right_false_premise", "corrected_false_premise", "refused_or_corrected_false_premise",
+            "false_refusals", "citations_ok", "wrong_page", "leaks", "unsupported_shown",
             "first_token_p50", "first_shown_p50", "total_p50"]  # fmt: skip
     print(f"\nweb pages added by URL ({result['provider']})\n| split | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))
