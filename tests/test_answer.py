@@ -111,6 +111,9 @@ def test_unsupported_answer_falls_back_to_extractive(retriever, settings) -> Non
     assert answer.provider == "extractive" and not answer.refused
     assert "300" not in answer.text and answer.citations
     assert_citations_exact(answer)
+    # One quote stands in for the reply: its runners-up share the question's words without answering it.
+    assert marker_numbers(answer.text) == [1] and len(answer.citations) == 1, answer.text
+    assert len(ask("What trade goal did Erdogan and Putin set?", None, retriever, settings).citations) > 1
 
 
 def test_model_saying_it_cannot_tell_is_a_refusal(retriever, settings) -> None:  # type: ignore[no-untyped-def]

@@ -86,3 +86,14 @@ def test_without_a_content_free_probability_one_threshold_decides(
     assert decision.reason == "judged" and not decision.refuse and (decision.probability or 0.0) > 0.9
     fitted = decide.fitted_decision()
     assert len(openai_server.judgement_requests) == (2 if fitted and "calibrated" in fitted.weights else 1)
+
+
+@pytest.mark.server
+def test_over_retrieved_passages_one_threshold_decides(settings: Settings, openai_server: OpenAIServer) -> None:
+    # The content-free judgement would be asked for every question there (its passages differ each time).
+    retrieval = dataclasses.replace(settings, whole_documents=False)
+    openai_server.enqueue_judgement(Reply(chunks=["Yes"], top_logprobs=[("Yes", math.log(0.95)), ("No", -4.0)]))
+    plan = make_plan(SOCHI, open_index(retrieval), retrieval)
+    decision = decide.decide(plan, retrieval, get_chat_model(retrieval))
+    assert not plan.policy.whole and decision.reason == "judged" and not decision.refuse
+    assert len(openai_server.judgement_requests) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from rag import query
-from rag.answer.decide import check_messages
+from rag.answer.decide import check_messages, fitted_decision
 from rag.answer.plan import make_plan
 from rag.api import open_index
 from rag.config import Settings
@@ -25,6 +25,13 @@ def _local(settings: Settings, **changes: object) -> Settings:
 
 def _judging(settings: Settings) -> Settings:
     return _local(settings, support="judge")
+
+
+def _decision_requests() -> int:
+    """Judgements asked before generating, read whole: P(yes), and the content-free one when the fitted
+    decision weighs it."""
+    fitted = fitted_decision()
+    return 2 if fitted is not None and "calibrated" in fitted.weights else 1
 
 
 def _prefix(content: str) -> str:
@@ -63,14 +70,18 @@ def test_a_document_too_long_for_the_context_keeps_the_retrieval_path(article_se
 def test_a_sentence_judged_unsupported_is_never_shown(article_settings: Settings) -> None:
     # Both sentences pass word overlap (the inverted one keeps every name and most words); the model's
     # judgement of each decides: yes for the first, no for the second.
-    model = MockModel().judge(0.95).enqueue(f"{AGREED} {INVERTED}").judge(0.9).judge(0.05)
+    model = MockModel().judge(0.95)
+    before = _decision_requests()
+    if before == 2:
+        model.judge(0.5)
+    model.enqueue(f"{AGREED} {INVERTED}").judge(0.9).judge(0.05)
     answer = query(SOCHI, settings=_judging(article_settings), model=model)
     assert not answer.refused and "strengthen the partnership" in answer.text
     assert "end the partnership" not in answer.text and answer.support == "meaning"
     # Each sentence is judged against the passage it cites, after the constant instruction.
-    statement = model.judged[2][1]["content"]
-    assert len(model.judged) == 3 and "Statement: " + INVERTED.removesuffix(" [1].") in statement
-    assert "agreed in Sochi" in statement and model.judged[1][0] == model.judged[2][0]
+    statement = model.judged[before + 1][1]["content"]
+    assert len(model.judged) == before + 2 and "Statement: " + INVERTED.removesuffix(" [1].") in statement
+    assert "agreed in Sochi" in statement and model.judged[before][0] == model.judged[before + 1][0]
     assert answer.timings.first_shown is not None and answer.timings.support >= 0.0
 
 
@@ -84,7 +95,7 @@ def test_without_probabilities_word_overlap_decides_and_the_answer_says_so(artic
 def test_by_default_overlap_alone_checks_sentences(article_settings: Settings) -> None:
     model = MockModel().judge(0.95).enqueue(AGREED)
     answer = query(SOCHI, settings=_local(article_settings), model=model)
-    assert not answer.refused and answer.support == "words" and len(model.judged) == 1
+    assert not answer.refused and answer.support == "words" and len(model.judged) == _decision_requests()
 
 
 def test_a_quote_standing_in_for_the_model_passes_the_same_judgement(article_settings: Settings) -> None:

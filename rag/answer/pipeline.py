@@ -181,7 +181,10 @@ def _conclude(run: Run, draft: _Draft, numbering: Numbering) -> Generator[str, N
         return run.answer(text, numbering, provider=None if wrote else "extractive")  # quotes only: say so
     if not kept and not draft.pointed and (draft.cant_tell or draft.invented):
         return run.refusal()  # the model says, or shows by reaching outside them, that the passages can't tell
-    return (yield from run.extractive(draft.pointed))
+    # Standing in for a reply none of whose sentences passed, one quote: the best sentence. Its runners-up came
+    # from other passages that share the question's words without answering it (an instruction planted in a
+    # page among them); on the tuning sets the answer words were in the first quote in all 6 answerable cases.
+    return (yield from run.extractive(draft.pointed, most=1))
 
 
 def _take(sentence: str, shown: list[Passage], draft: _Draft, run: Run, relevance: Relevance,

@@ -79,9 +79,11 @@ class Run:
             return []
         return [Checked(u.text, (pool[u.passage_index],)) for u in units]
 
-    def extractive(self, prefer: Sequence[Passage] = ()) -> Generator[str, None, Answer]:
-        """Quote the best sentences; from the `prefer`red passages (the model's pick) when they answer."""
+    def extractive(self, prefer: Sequence[Passage] = (), most: int = 0) -> Generator[str, None, Answer]:
+        """Quote the best sentences (at most `most`, 0: the policy's choice); from the `prefer`red passages (the
+        model's pick) when they answer."""
         chosen = (self.quotes(prefer) if prefer else []) or self.quotes()
+        chosen = chosen[:most] if most else chosen
         # A quote standing in for the model's answer passes the same judgement as the model's sentences.
         chosen = [c for c in chosen if self.supported(c)] if self.judging else chosen
         if not chosen:

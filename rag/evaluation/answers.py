@@ -92,6 +92,7 @@ def score_one(row: dict[str, Any], answer: Answer, source_text: str, secrets: Se
         "unsupported_shown": unsupported,
         "first_shown": answer.timings.first_shown,
         "support": answer.support,
+        "cited": {str(c.number): c.text for c in answer.citations},  # to study or re-score an answer later
     }
     if row["answerable"]:
         record["evidence"] = cites_evidence(answer, row.get("evidence", []))
