@@ -31,8 +31,17 @@ from typing import Any
 
 from rag.answer.citations import strip_markers
 from rag.config import PROJECT_DIR, Settings
-from rag.evaluation import answers as scoring
-from rag.evaluation.answers import SHARED, aggregate, ask, load_questions, score_one, secrets_of, write_details
+from rag.evaluation.answers import (
+    SHARED,
+    aggregate,
+    ask,
+    cites_evidence,
+    has_answer_words,
+    load_questions,
+    score_one,
+    secrets_of,
+    write_details,
+)
 from rag.types import Answer
 
 PAGES = SHARED / "corpus" / "web"
@@ -98,7 +107,7 @@ def corrects(answer: Answer, question: str, twin: dict[str, Any]) -> bool:
     low = question.lower()
     if not any(all(alt.lower() not in low for alt in group) for group in groups):
         return False
-    return scoring.has_answer_words(groups, strip_markers(answer.text)) and scoring.cites_evidence(answer, twin.get("evidence", []))
+    return has_answer_words(groups, strip_markers(answer.text)) and cites_evidence(answer, twin.get("evidence", []))
 
 
 def _cites_another(answer: Answer, doc_id: str) -> bool:
