@@ -6,6 +6,7 @@ shipped `prompts/answerable_check.txt`, and at which threshold?
     python tools/wording_study.py probe SET [--wordings a,b]  # each wording's P(yes) for SET's records
     python tools/wording_study.py report                     # AUROC of each wording and pair, per set
     python tools/wording_study.py fit [--pair a,b]           # thresholds on tuning, outcomes on every set
+    python tools/wording_study.py veto                       # the finished answer's check as a second cut
 
 Records are those of `tools/support_fit.py collect` ($SUPPORT_OUT/<set>.jsonl). `probe` makes each question's
 plan again through the product's own `make_plan`, holds its document's prefix as the pipeline does, and asks
@@ -184,6 +185,31 @@ def fit(pair: tuple[str, ...]) -> None:
     print(f"shipped: {SHIPPED} at {shipped}; wrong answers shown on tuning then: {ceiling}")
 
 
+def veto() -> None:
+    """The shipped judgement, then the finished answer refused when P(yes) of `answer` is below a second cut: both
+    cuts chosen on web-tuning (dev has no `answer` probe) for the fewest false refusals with no more wrong answers
+    shown than the shipped threshold; outcomes on the web sets."""
+    from rag.answer.decide import threshold
+
+    twins, sets = _twins(), {n: load(n) for n in ("web-tuning", "web-heldout")}
+
+    def seen(rec: dict[str, Any], cut: float, cut_answer: float) -> str:
+        shown = outcome(rec, (SHIPPED,), cut, twins)
+        if shown in ("false_refusal", "refused_right") or rec.get("answer") is None or rec["answer"] >= cut_answer:
+            return shown
+        return "false_refusal" if rec["answerable"] else "refused_right"
+
+    shipped = threshold("judge_whole")
+    base = Counter(seen(r, shipped, 0.0) for r in sets["web-tuning"])
+    grid = [(c / 100, a / 100) for c in range(50, 70) for a in range(0, 90, 2)]
+    tried = {cuts: Counter(seen(r, *cuts) for r in sets["web-tuning"]) for cuts in grid}
+    allowed = [cuts for cuts, c in tried.items() if c["wrong"] <= base["wrong"]]
+    best = min(allowed, key=lambda cuts: (tried[cuts]["false_refusal"], -tried[cuts]["refused_right"]))
+    for label, cuts in (("shipped", (shipped, 0.0)), ("with the veto", best)):
+        print(f"{label} {cuts}: " + "; ".join(f"{n} {dict(sorted(Counter(seen(r, *cuts) for r in recs).items()))}"
+                                              for n, recs in sets.items()))  # fmt: skip
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if len(args) >= 2 and args[0] == "probe":
@@ -191,6 +217,8 @@ if __name__ == "__main__":
         probe(args[1], chosen)
     elif args[:1] == ["report"]:
         report()
+    elif args[:1] == ["veto"]:
+        veto()
     elif args[:1] == ["fit"]:
         fit(tuple(args[args.index("--pair") + 1].split(",")) if "--pair" in args else (SHIPPED, "written"))
     else:
