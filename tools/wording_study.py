@@ -7,6 +7,7 @@ shipped `prompts/answerable_check.txt`, and at which threshold?
     python tools/wording_study.py report                     # AUROC of each wording and pair, per set
     python tools/wording_study.py fit [--pair a,b]           # thresholds on tuning, outcomes on every set
     python tools/wording_study.py veto                       # the finished answer's check as a second cut
+    python tools/wording_study.py reference SET [SET ...]    # P(yes) centred on a per-page level, label-free
 
 Records are those of `tools/support_fit.py collect` ($SUPPORT_OUT/<set>.jsonl). `probe` makes each question's
 plan again through the product's own `make_plan`, holds its document's prefix as the pipeline does, and asks
@@ -108,11 +109,7 @@ def averaged(rec: dict[str, Any], wordings: tuple[str, ...]) -> float | None:
 
 def auroc(recs: list[dict[str, Any]], wordings: tuple[str, ...]) -> float | None:
     scored = [(averaged(r, wordings), r["answerable"]) for r in recs]
-    pos = [s for s, a in scored if s is not None and a]
-    neg = [s for s, a in scored if s is not None and not a]
-    if not pos or not neg:
-        return None
-    return round(sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg)), 3)
+    return _auroc([(s, a) for s, a in scored if s is not None])
 
 
 def report() -> None:
@@ -210,6 +207,47 @@ def veto() -> None:
                                               for n, recs in sets.items()))  # fmt: skip
 
 
+def reference(names: list[str]) -> None:
+    """A label-free per-page level: P(yes) (shipped wording) of questions the model writes about each page's
+    central passages (`rag.suggest.candidate`, the app's suggested questions before they are asked); each eval
+    question's log-odds less its page's mean, AUROC pooled against the raw log-odds."""
+    from rag.answer.decide import judge
+    from rag.answer.plan import hold_prefix, make_plan
+    from rag.api import load_chat_model, open_index
+    from rag.suggest import candidate, try_order
+
+    levels: dict[str, float] = {}
+    for name in names:
+        with tempfile.TemporaryDirectory(prefix="wording-") as tmp:
+            settings, rows = sf._questions(name, Path(tmp))
+            retriever, model = open_index(settings), load_chat_model(settings)
+            if model is None:
+                raise SystemExit("the local model did not load")
+            for doc in retriever.scope():
+                passages, vectors = retriever.document_passages(doc)
+                asked = [q for p in try_order(passages, vectors)[:4] if (q := candidate(model, passages[0].title or "", p))]
+                odds = []
+                for question in asked:
+                    plan = make_plan(question, retriever, settings, kind="factual")
+                    hold_prefix(plan, model)
+                    if (p_yes := judge(model, plan.messages)) is not None:
+                        odds.append(_logit(p_yes))
+                if odds:
+                    levels[passages[0].source.rsplit("/", 1)[-1].removesuffix(".html")] = sum(odds) / len(odds)
+        page: dict[str, str] = {r["id"]: r["page"] for r in rows if "page" in r}  # web sets only
+        recs = [r for r in load(name) if r.get(SHIPPED) is not None and page.get(r["id"]) in levels]
+        raw = [(_logit(r[SHIPPED]), r["answerable"]) for r in recs]
+        centred = [(_logit(r[SHIPPED]) - levels[page[r["id"]]], r["answerable"]) for r in recs]
+        print(f"{name} ({len(recs)}): pooled {_auroc(raw)}, centred on the page's level {_auroc(centred)}")
+
+
+def _auroc(scored: list[tuple[float, bool]]) -> float | None:
+    pos, neg = [s for s, a in scored if a], [s for s, a in scored if not a]
+    if not pos or not neg:
+        return None
+    return round(sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg)), 3)
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if len(args) >= 2 and args[0] == "probe":
@@ -219,6 +257,8 @@ if __name__ == "__main__":
         report()
     elif args[:1] == ["veto"]:
         veto()
+    elif len(args) >= 2 and args[0] == "reference":
+        reference(args[1:])
     elif args[:1] == ["fit"]:
         fit(tuple(args[args.index("--pair") + 1].split(",")) if "--pair" in args else (SHIPPED, "written"))
     else:
