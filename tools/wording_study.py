@@ -168,7 +168,9 @@ def fit(pair: tuple[str, ...]) -> None:
     ceiling = sum(counts[(SHIPPED,), shipped][n]["wrong"] for n in TUNING)  # wrong answers shown on tuning now
 
     def tuned(w: tuple[str, ...], t: float, key: str) -> float:
-        return sum(counts[w, t][n][key] / max(1, len(sets[n])) for n in TUNING)
+        """A rate summed over the tuning sets: refusals right of the unanswerable, false refusals of the answerable."""
+        answerable = key == "false_refusal"
+        return sum(counts[w, t][n][key] / max(1, sum(r["answerable"] == answerable for r in sets[n])) for n in TUNING)
 
     for wordings in ((SHIPPED,), pair):
         by_criterion = max(grid, key=lambda t: tuned(wordings, t, "refused_right") - 2 * tuned(wordings, t, "false_refusal"))
