@@ -35,7 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-import support_fit as sf  # noqa: E402 - a sibling tool, importable once tools/ is on the path
+import support_fit as sf  # noqa: E402 - sibling tools, importable once tools/ is on the path
+from answerability_fit import _auroc as ranked  # noqa: E402
+
+from rag.answer.decide import _logit  # noqa: E402 - the product's own log-odds, clipped alike
 
 SHIPPED = "answerable_check"  # prompts/answerable_check.txt
 WORDINGS = {
@@ -96,11 +99,6 @@ def load(name: str) -> list[dict[str, Any]]:
     return list(recs.values())
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-4), 1 - 1e-4)
-    return math.log(p / (1 - p))
-
-
 def averaged(rec: dict[str, Any], wordings: tuple[str, ...]) -> float | None:
     """P(yes) with the wordings' log-odds averaged; None if one is missing."""
     odds = [_logit(v) for v in (rec.get(w) for w in wordings) if v is not None]
@@ -132,20 +130,11 @@ def outcome(rec: dict[str, Any], wordings: tuple[str, ...], threshold: float, tw
         return "false_refusal" if rec["answerable"] else "refused_right"
     if rec["answerable"]:
         return "right" if right else "wrong"
+    from rag.evaluation.web_pages import corrects_text
+
     twin = twins.get(rec["id"])
-    return "corrected" if twin is not None and _corrects(rec, twin) else "wrong"
-
-
-def _corrects(rec: dict[str, Any], twin: dict[str, Any]) -> bool:
-    """web_pages.corrects over a collected record (its text and cited passages)."""
-    from rag.evaluation.answers import has_answer_words
-
-    groups, low = twin.get("answer_any", []), rec["question"].lower()
-    if not any(all(alt.lower() not in low for alt in group) for group in groups):
-        return False
-    cited = " ".join(" ".join(c.lower().split()) for c in rec.get("cited", {}).values())
-    evidence = any(" ".join(e.lower().split()) in cited for e in twin.get("evidence", []))
-    return has_answer_words(groups, rec["text"]) and evidence
+    fixed = twin is not None and corrects_text(rec["text"], list(rec.get("cited", {}).values()), rec["question"], twin)
+    return "corrected" if fixed else "wrong"
 
 
 def _twins() -> dict[str, Any]:
@@ -154,6 +143,12 @@ def _twins() -> dict[str, Any]:
 
     rows = {r["id"]: r for r in load_questions(WEB_QUESTIONS)}
     return {i: rows[r["twin_of"]] for i, r in rows.items() if r.get("kind") == "false_premise" and r.get("twin_of") in rows}
+
+
+def replayed(recs: list[dict[str, Any]], wordings: tuple[str, ...], threshold: float) -> dict[str, Any]:
+    """support_fit's figures with these wordings averaged in place of the recorded P(yes), support not judged."""
+    swapped = [{**r, "p_judge": averaged(r, wordings) if r["p_judge"] is not None else None} for r in recs]
+    return sf.figures(swapped, threshold, 0.0)
 
 
 def fit(pair: tuple[str, ...]) -> None:
@@ -167,15 +162,16 @@ def fit(pair: tuple[str, ...]) -> None:
     shipped = threshold("judge_whole")
     ceiling = sum(counts[(SHIPPED,), shipped][n]["wrong"] for n in TUNING)  # wrong answers shown on tuning now
 
-    def tuned(w: tuple[str, ...], t: float, key: str) -> float:
-        """A rate summed over the tuning sets: refusals right of the unanswerable, false refusals of the answerable."""
-        answerable = key == "false_refusal"
-        return sum(counts[w, t][n][key] / max(1, sum(r["answerable"] == answerable for r in sets[n])) for n in TUNING)
+    def criterion(w: tuple[str, ...], t: float) -> float:  # support_fit's, summed over the tuning sets
+        return sum(sf.utility(replayed(sets[n], w, t)) for n in TUNING if sets[n])
+
+    def false_refusals(w: tuple[str, ...], t: float) -> float:
+        return sum(replayed(sets[n], w, t)["false_refusals"] or 0.0 for n in TUNING if sets[n])
 
     for wordings in ((SHIPPED,), pair):
-        by_criterion = max(grid, key=lambda t: tuned(wordings, t, "refused_right") - 2 * tuned(wordings, t, "false_refusal"))
+        by_criterion = max(grid, key=lambda t: criterion(wordings, t))
         allowed = [t for t in grid if sum(counts[wordings, t][n]["wrong"] for n in TUNING) <= ceiling]
-        by_promise = min(allowed, key=lambda t: (tuned(wordings, t, "false_refusal"), -t)) if allowed else None
+        by_promise = min(allowed, key=lambda t: (false_refusals(wordings, t), -t)) if allowed else None
         for label, t in (("criterion", by_criterion), ("first promise", by_promise)):
             if t is not None:
                 print(f"{' + '.join(wordings)} at {t} ({label}):")
@@ -244,10 +240,7 @@ def reference(names: list[str]) -> None:
 
 
 def _auroc(scored: list[tuple[float, bool]]) -> float | None:
-    pos, neg = [s for s, a in scored if a], [s for s, a in scored if not a]
-    if not pos or not neg:
-        return None
-    return round(sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg)), 3)
+    return ranked([s for s, a in scored if a], [s for s, a in scored if not a])
 
 
 if __name__ == "__main__":

@@ -102,8 +102,13 @@ def score_one(row: dict[str, Any], answer: Answer, source_text: str, secrets: Se
 
 def cites_evidence(answer: Answer, evidence: Sequence[str]) -> bool:
     """Not refused, and a cited passage holds one of the `evidence` substrings (whitespace and case aside)."""
-    cited = " \n".join(_norm(c.text) for c in answer.citations)
-    return not answer.refused and any(_norm(e) in cited for e in evidence)
+    return not answer.refused and evidence_in([c.text for c in answer.citations], evidence)
+
+
+def evidence_in(cited: Sequence[str], evidence: Sequence[str]) -> bool:
+    """One of the `cited` passage texts holds one of the `evidence` substrings (whitespace and case aside)."""
+    joined = " \n".join(_norm(text) for text in cited)
+    return any(_norm(e) in joined for e in evidence)
 
 
 def has_answer_words(groups: Sequence[Sequence[str]], text: str) -> bool:

@@ -35,7 +35,7 @@ from rag.evaluation.answers import (
     SHARED,
     aggregate,
     ask,
-    cites_evidence,
+    evidence_in,
     has_answer_words,
     load_questions,
     score_one,
@@ -103,11 +103,17 @@ def corrects(answer: Answer, question: str, twin: dict[str, Any]) -> bool:
     """A false premise answered with what the page says instead: the answer holds the answerable twin's answer
     words and cites its evidence. Only where some group of the twin's answer words is absent from the question
     itself (else restating the question would pass: "Which film won before Parasite?" and answer "parasite")."""
+    return not answer.refused and corrects_text(strip_markers(answer.text), [c.text for c in answer.citations],
+                                                question, twin)  # fmt: skip
+
+
+def corrects_text(text: str, cited: Sequence[str], question: str, twin: dict[str, Any]) -> bool:
+    """`corrects` over an answer's text (markers stripped) and its cited passages' texts (a recorded answer)."""
     groups = twin.get("answer_any", [])
     low = question.lower()
     if not any(all(alt.lower() not in low for alt in group) for group in groups):
         return False
-    return has_answer_words(groups, strip_markers(answer.text)) and cites_evidence(answer, twin.get("evidence", []))
+    return has_answer_words(groups, text) and evidence_in(cited, twin.get("evidence", []))
 
 
 def _cites_another(answer: Answer, doc_id: str) -> bool:
