@@ -19,7 +19,6 @@ import json
 import math
 import re
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, cast
@@ -39,31 +38,19 @@ MARKER = re.compile(r"\[\d")  # a citation marker ends the first sentence's clai
 
 def probe(name: str) -> None:
     """Append the first sentence's (token, logprob, top-5 logprobs) for every judged record of `name`."""
-    from rag.answer.plan import hold_prefix, make_plan
-    from rag.api import load_chat_model, open_index
-
     out = sf.OUT / f"{name}.confidence.jsonl"
     done = {json.loads(line)["question"] for line in out.open()} if out.exists() else set()
-    with tempfile.TemporaryDirectory(prefix="confidence-") as tmp:
-        settings, _ = sf._questions(name, Path(tmp))
-        retriever, model = open_index(settings), load_chat_model(settings)
-        if model is None:
-            raise SystemExit("the local model did not load")
-        for i, rec in enumerate(sf.load(name)):
-            if rec["question"] in done or rec["p_judge"] is None:
-                continue
-            plan = make_plan(rec["question"], retriever, settings)
-            hold_prefix(plan, model)
-            # The product's own SDK client: its chat API streams text only, and this needs each token's logprob.
-            reply = cast(Any, model)._sdk().chat.completions.create(
-                model=model.model, messages=list(plan.messages), max_tokens=MAX_TOKENS, temperature=0.0,
-                logprobs=True, top_logprobs=5,
-            )  # fmt: skip
-            tokens = [[t.token, t.logprob, [a.logprob for a in t.top_logprobs or []]]
-                      for t in reply.choices[0].logprobs.content or []]  # fmt: skip
-            with out.open("a") as f:
-                f.write(json.dumps({"question": rec["question"], "tokens": tokens}) + "\n")
-            print(f"{name} {i + 1}", flush=True)
+    for i, rec, plan, model in ws.planned(name, done, "confidence-"):
+        # The product's own SDK client: its chat API streams text only, and this needs each token's logprob.
+        reply = cast(Any, model)._sdk().chat.completions.create(
+            model=model.model, messages=list(plan.messages), max_tokens=MAX_TOKENS, temperature=0.0,
+            logprobs=True, top_logprobs=5,
+        )  # fmt: skip
+        tokens = [[t.token, t.logprob, [a.logprob for a in t.top_logprobs or []]]
+                  for t in reply.choices[0].logprobs.content or []]  # fmt: skip
+        with out.open("a") as f:
+            f.write(json.dumps({"question": rec["question"], "tokens": tokens}) + "\n")
+        print(f"{name} {i + 1}", flush=True)
 
 
 def first_claim(tokens: list[list[Any]]) -> list[list[Any]]:

@@ -27,6 +27,7 @@ import math
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -54,17 +55,13 @@ SETS = ("web-tuning", "dev", "web-heldout", "article")
 TUNING = ("web-tuning", "dev")
 
 
-def probe(name: str, wordings: list[str]) -> None:
-    """Append the P(yes) of each of `wordings` for every judged record of set `name` (resumable)."""
+def planned(name: str, done: set[str], prefix: str) -> Iterator[tuple[int, dict[str, Any], Any, Any]]:
+    """(index, record, plan, model) for each judged record of `name` not in `done`: the plan made again through the
+    product's own `make_plan`, its document's prefix held as the pipeline does."""
     from rag.answer.plan import hold_prefix, make_plan
-    from rag.answer.prompts import render
     from rag.api import load_chat_model, open_index
-    from rag.models.chat import Message
 
-    out = sf.OUT / f"{name}.wordings.jsonl"
-    rows = [json.loads(line) for line in out.open()] if out.exists() else []
-    done = {r["question"] for r in rows if all(w in r for w in wordings)}  # those asked every wording wanted
-    with tempfile.TemporaryDirectory(prefix="wording-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         settings, _ = sf._questions(name, Path(tmp))
         retriever, model = open_index(settings), load_chat_model(settings)
         if model is None:
@@ -74,17 +71,29 @@ def probe(name: str, wordings: list[str]) -> None:
                 continue
             plan = make_plan(rec["question"], retriever, settings)
             hold_prefix(plan, model)
-            row: dict[str, Any] = {"question": rec["question"]}
-            for wording in wordings:
-                text = WORDINGS[wording] or render(wording)
-                if "$answer" in text and (rec["refused"] or not rec["text"]):
-                    continue
-                *head, last = plan.messages
-                asked: Message = {**last, "content": f"{last['content']}\n\n{text.replace('$answer', rec['text'])}"}
-                row[wording] = model.yes_probability([*head, asked])
-            with out.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"{name} {i + 1}", flush=True)
+            yield i, rec, plan, model
+
+
+def probe(name: str, wordings: list[str]) -> None:
+    """Append the P(yes) of each of `wordings` for every judged record of set `name` (resumable)."""
+    from rag.answer.prompts import render
+    from rag.models.chat import Message
+
+    out = sf.OUT / f"{name}.wordings.jsonl"
+    rows = [json.loads(line) for line in out.open()] if out.exists() else []
+    done = {r["question"] for r in rows if all(w in r for w in wordings)}  # those asked every wording wanted
+    for i, rec, plan, model in planned(name, done, "wording-"):
+        row: dict[str, Any] = {"question": rec["question"]}
+        for wording in wordings:
+            text = WORDINGS[wording] or render(wording)
+            if "$answer" in text and (rec["refused"] or not rec["text"]):
+                continue
+            *head, last = plan.messages
+            asked: Message = {**last, "content": f"{last['content']}\n\n{text.replace('$answer', rec['text'])}"}
+            row[wording] = model.yes_probability([*head, asked])
+        with out.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"{name} {i + 1}", flush=True)
 
 
 def load(name: str) -> list[dict[str, Any]]:
