@@ -9,7 +9,7 @@ more confidence when the document answers the question than when it does not (a 
 `probe` makes each question's plan again through the product's own `make_plan`, holds its prefix as the
 pipeline does, and generates the answer greedily (the product's temperature is 0, so this is the answer the
 user would see) with `logprobs`, keeping the first sentence's tokens (to its first citation marker) in
-<set>.confidence.jsonl. The signal costs no extra request: the product streams these same tokens. Sets and
+<set>.confidence.jsonl. The signal would cost no extra request: the product streams these same tokens. Sets and
 splits are wording_study's: tuning = web-tuning, dev; held-out, reported only = web-heldout, article.
 """
 
